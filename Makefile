@@ -1,0 +1,42 @@
+# The two commands a newcomer needs (see README.md):
+#   make run    set up the virtualenv, migrate, create the admin user, serve Trio on TRIO_PORT
+#   make test   set up the virtualenv and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements-installed
+
+TRIO_HOST ?= 127.0.0.1
+TRIO_PORT ?= 8000
+WEB_CONCURRENCY ?= 1
+
+.PHONY: run test setup bench fakebackend clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_admin
+	exec $(BIN)/gunicorn trio_site.asgi:application \
+		--worker-class uvicorn_worker.UvicornWorker \
+		--workers $(WEB_CONCURRENCY) \
+		--bind $(TRIO_HOST):$(TRIO_PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# A local OpenAI-compatible fake backend on :4000, for trying Trio without any LLM.
+fakebackend: $(STAMP)
+	$(BIN)/python manage.py fakebackend --port 4000 --latency 0.3
+
+bench: $(STAMP)
+	$(BIN)/python bench/concurrency.py
+
+clean:
+	rm -rf $(VENV) staticfiles trio-test.sqlite3*

@@ -1,0 +1,73 @@
+"""Read-only admin for vote history: history is immutable, so nothing here can add, change or delete."""
+from django.contrib import admin
+
+from .models import Ballot, BallotMark, Candidate, CompletionRequest
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CandidateInline(ReadOnlyMixin, admin.TabularInline):
+    model = Candidate
+    fields = ("index", "model", "status", "is_winner", "rank", "accepted_count", "preferred_count",
+              "latency_ms", "total_tokens", "finish_reason", "error", "content")
+    readonly_fields = fields
+    extra = 0
+
+
+class BallotInline(ReadOnlyMixin, admin.TabularInline):
+    model = Ballot
+    fields = ("voter_index", "voter_model", "status", "shown_order", "latency_ms", "raw_text", "error")
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(CompletionRequest)
+class CompletionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("created_at", "prompt_excerpt", "ensemble", "status", "winner_model",
+                    "voter_count", "latency_ms", "total_tokens")
+    list_filter = ("status", "ensemble", "winner_model", "created_at")
+    search_fields = ("prompt_excerpt",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in CompletionRequest._meta.fields]
+    inlines = [CandidateInline, BallotInline]
+    show_full_result_count = False  # COUNT(*) over a large history is slow and rarely needed
+
+
+@admin.register(Candidate)
+class CandidateAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("request", "index", "model", "status", "is_winner", "accepted_count",
+                    "preferred_count", "latency_ms")
+    list_filter = ("status", "is_winner", "model")
+    search_fields = ("content",)
+    list_select_related = ("request",)
+    readonly_fields = [f.name for f in Candidate._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(Ballot)
+class BallotAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("request", "voter_model", "status", "latency_ms")
+    list_filter = ("status", "voter_model")
+    search_fields = ("raw_text",)
+    list_select_related = ("request",)
+    readonly_fields = [f.name for f in Ballot._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(BallotMark)
+class BallotMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("request", "voter_model", "author_model", "position", "accepted", "preferred",
+                    "is_self", "counted")
+    list_filter = ("accepted", "preferred", "is_self", "counted", "voter_model", "author_model")
+    list_select_related = ("request",)
+    readonly_fields = [f.name for f in BallotMark._meta.fields]
+    show_full_result_count = False

@@ -1,0 +1,92 @@
+"""OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}` with the right status.
+
+Every non-success answer under /v1/ goes through `openai_error`, whether it comes from a view
+(`OpenAIError` subclasses, DRF exceptions via `openai_exception_handler`) or from Django itself
+(unknown path, crash: see `ensemble.middleware`).
+"""
+from __future__ import annotations
+
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+
+def error_body(message: str, *, type: str, param: str | None = None, code: str | None = None) -> dict:
+    """Return the OpenAI error envelope."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def openai_error(status_code: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None) -> JsonResponse:
+    """Return a JSON error response; usable outside DRF (middleware, Django handlers)."""
+    return JsonResponse(error_body(message, type=type, param=param, code=code), status=status_code)
+
+
+class OpenAIError(exceptions.APIException):
+    """Base for errors raised by API views; subclasses set status, type and code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    error_type = "invalid_request_error"
+    default_code = None
+    default_detail = "Invalid request."
+
+    def __init__(self, message: str | None = None, *, param: str | None = None, code: str | None = None):
+        super().__init__(message or self.default_detail)
+        self.message = message or self.default_detail
+        self.param = param
+        self.code = code or self.default_code
+
+
+class InvalidRequest(OpenAIError):
+    default_code = "invalid_value"
+
+
+class ModelNotFound(OpenAIError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "model_not_found"
+
+
+class UnsupportedMediaType(OpenAIError):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_code = "unsupported_media_type"
+
+
+class BodyTooLarge(OpenAIError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+class BackendFailed(OpenAIError):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    error_type = "api_error"
+    default_code = "backend_error"
+
+
+class BackendTimedOut(BackendFailed):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_code = "backend_timeout"
+
+
+# DRF's own exceptions (authentication, method, parsing) mapped to OpenAI codes.
+_DRF_CODES = {
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAuthenticated: "invalid_api_key",
+    exceptions.AuthenticationFailed: "invalid_api_key",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.ParseError: "invalid_json",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limit_exceeded",
+}
+
+
+def openai_exception_handler(exc, context):
+    """DRF exception handler: return every API error in the OpenAI shape."""
+    if isinstance(exc, OpenAIError):
+        body = error_body(exc.message, type=exc.error_type, param=exc.param, code=exc.code)
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, exceptions.APIException):
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
+        kind = "authentication_error" if code == "invalid_api_key" else "invalid_request_error"
+        return Response(error_body(str(exc.detail), type=kind, code=code), status=exc.status_code)
+    return None  # anything else is a bug: the middleware turns it into a JSON 500 and logs it

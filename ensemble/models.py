@@ -1,0 +1,143 @@
+"""Vote history: one row per request, per candidate, per ballot and per ballot mark.
+
+History is append-only. A few columns are denormalized on purpose (the winner's model on the
+request, voter and author models on each mark) so that leaderboards are single GROUP BY queries
+over indexed columns instead of joins across four tables.
+"""
+import uuid
+
+from django.db import models
+
+
+class RequestStatus(models.TextChoices):
+    OK = "ok", "ok"  # every member answered
+    PARTIAL = "partial", "partial"  # a winner, but some members failed
+    FAILED = "failed", "failed"  # no candidate succeeded
+    CANCELLED = "cancelled", "cancelled"  # the client went away before the answer
+
+
+class CallStatus(models.TextChoices):
+    OK = "ok", "ok"
+    TIMEOUT = "timeout", "timeout"
+    ERROR = "error", "error"
+    LATE = "late", "late"  # abandoned by a straggler cut-off
+    CANCELLED = "cancelled", "cancelled"
+
+
+class BallotStatus(models.TextChoices):
+    OK = "ok", "ok"
+    UNPARSEABLE = "unparseable", "unparseable"
+    TIMEOUT = "timeout", "timeout"
+    ERROR = "error", "error"
+    LATE = "late", "late"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class UsageFields(models.Model):
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CompletionRequest(UsageFields):
+    """One call to /v1/chat/completions and its outcome. Usage fields are the ensemble's total."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(db_index=True)
+    ensemble = models.CharField(max_length=200, default="trio")
+    members = models.JSONField(default=list, help_text="Backend model names, in ensemble order.")
+    messages = models.JSONField(default=list)
+    params = models.JSONField(default=dict, help_text="Sampling parameters passed to the backend.")
+    prompt_excerpt = models.CharField(max_length=300, blank=True, help_text="Start of the last user message.")
+    status = models.CharField(max_length=16, choices=RequestStatus.choices)
+    error = models.TextField(blank=True)
+    winner_model = models.CharField(max_length=200, blank=True, db_index=True)
+    winner_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    voter_count = models.PositiveSmallIntegerField(default=0, help_text="Ballots that counted.")
+    latency_ms = models.PositiveIntegerField(default=0)
+    generation_ms = models.PositiveIntegerField(default=0)
+    voting_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created")]
+
+    def __str__(self):
+        return f"trio-{self.id.hex}"
+
+    @property
+    def public_id(self) -> str:
+        return f"trio-{self.id.hex}"
+
+
+class Candidate(UsageFields):
+    """One ensemble member's answer (or failure) for a request."""
+
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="candidates")
+    index = models.PositiveSmallIntegerField(help_text="Position of the member in the ensemble.")
+    model = models.CharField(max_length=200)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=CallStatus.choices)
+    error = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    accepted_count = models.PositiveSmallIntegerField(default=0)
+    preferred_count = models.PositiveSmallIntegerField(default=0)
+    rank = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 is the winner.")
+    is_winner = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["request", "index"]
+        constraints = [models.UniqueConstraint(fields=["request", "index"], name="candidate_unique_index")]
+        indexes = [models.Index(fields=["model", "status"], name="candidate_model_status")]
+
+    def __str__(self):
+        return f"{self.model} #{self.index}"
+
+
+class Ballot(UsageFields):
+    """One voter's reply in the voting round, with the order of candidates it was shown."""
+
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="ballots")
+    voter_index = models.PositiveSmallIntegerField()
+    voter_model = models.CharField(max_length=200)
+    shown_order = models.JSONField(default=list, help_text="Candidate indexes as shown: position 1 first.")
+    raw_text = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=BallotStatus.choices)
+    error = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["request", "voter_index"]
+        constraints = [models.UniqueConstraint(fields=["request", "voter_index"], name="ballot_unique_voter")]
+        indexes = [models.Index(fields=["voter_model", "status"], name="ballot_voter_status")]
+
+    def __str__(self):
+        return f"ballot by {self.voter_model}"
+
+
+class BallotMark(models.Model):
+    """One voter's verdict on one candidate. `counted` is False for self-votes when they are excluded."""
+
+    ballot = models.ForeignKey(Ballot, on_delete=models.CASCADE, related_name="marks")
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="marks")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="marks")
+    voter_model = models.CharField(max_length=200)
+    author_model = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField(help_text="Number the voter saw this candidate under.")
+    accepted = models.BooleanField()
+    preferred = models.BooleanField()
+    is_self = models.BooleanField()
+    counted = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ballot", "candidate"], name="mark_unique_candidate")]
+        indexes = [
+            models.Index(fields=["author_model", "voter_model"], name="mark_author_voter"),
+        ]
+
+    def __str__(self):
+        return f"{self.voter_model} → {self.author_model}"

@@ -1,0 +1,247 @@
+"""Orchestration of one completion: fan out → vote → decide → persist.
+
+Nothing touches the database until the answer is decided; then the whole history of the request
+is written in one transaction (`completion_record`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import voting
+from .backend import BackendClient, BackendError, client_for_running_loop, monotonic_ms
+from .ensembles import Ensemble
+from .models import Ballot, BallotMark, Candidate, CompletionRequest
+from .outcomes import BallotResult, CandidateResult, CompletionOutcome
+
+logger = logging.getLogger(__name__)
+
+# Sampling parameters a caller may set that are passed to every member's generation call.
+GENERATION_PARAMS = (
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+    "presence_penalty", "frequency_penalty",
+)
+
+
+class NoCandidates(Exception):
+    """Every member failed; `.outcome` holds the (already stored) failures."""
+
+    def __init__(self, outcome: CompletionOutcome):
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+async def completion_create(
+    *, messages: list[dict], params: dict, ensemble: Ensemble, client: BackendClient | None = None
+) -> CompletionOutcome:
+    """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
+    client = client or client_for_running_loop()
+    outcome = CompletionOutcome(
+        id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble,
+        messages=messages, params={k: params[k] for k in GENERATION_PARAMS if k in params},
+    )
+    started = time.monotonic()
+    try:
+        await _generate_all(outcome, client)
+        outcome.generation_ms = monotonic_ms(started)
+        if sum(c.ok for c in outcome.candidates) > 1:
+            voting_started = time.monotonic()
+            await _vote_all(outcome, client)
+            outcome.voting_ms = monotonic_ms(voting_started)
+        _decide(outcome)
+    except asyncio.CancelledError:
+        # The client hung up (Django cancels the view). Keep what was learned, then stop.
+        outcome.status, outcome.error = "cancelled", "client disconnected before the answer"
+        outcome.latency_ms = monotonic_ms(started)
+        await asyncio.shield(completion_record_async(outcome))
+        raise
+    outcome.latency_ms = monotonic_ms(started)
+    await completion_record_async(outcome)
+    if outcome.winner is None:
+        raise NoCandidates(outcome)
+    return outcome
+
+
+async def _generate_all(outcome: CompletionOutcome, client: BackendClient) -> None:
+    """Fill `outcome.candidates`, calling every member in parallel."""
+    members = outcome.ensemble.members
+    # Placeholders first: if we are cancelled mid-way, unfinished calls stay recorded as such.
+    outcome.candidates = [CandidateResult(index=i, model=m, status="cancelled") for i, m in enumerate(members)]
+
+    async def generate(index: int, model: str) -> None:
+        outcome.candidates[index] = await _generate(client, index, model, outcome)
+
+    await asyncio.gather(*(generate(i, m) for i, m in enumerate(members)))
+
+
+async def _generate(client: BackendClient, index: int, model: str, outcome: CompletionOutcome) -> CandidateResult:
+    started = time.monotonic()
+    try:
+        result = await client.chat(model, outcome.messages, outcome.params, timeout=outcome.ensemble.timeout)
+    except BackendError as exc:
+        status = "timeout" if exc.reason == "timeout" else "error"
+        return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started))
+    return CandidateResult(
+        index, model, "ok", content=result.content, finish_reason=result.finish_reason,
+        latency_ms=monotonic_ms(started), usage=result.usage,
+    )
+
+
+async def _vote_all(outcome: CompletionOutcome, client: BackendClient) -> None:
+    """Fill `outcome.ballots`: every successful member judges every successful candidate."""
+    eligible = [c for c in outcome.candidates if c.ok]
+    nonce = voting.fence_nonce(c.content for c in eligible)
+    outcome.ballots = []
+    for voter in eligible:
+        shuffled = voting.ballot_order(outcome.id.hex, voter.index, len(eligible))
+        shown = [eligible[j].index for j in shuffled]
+        outcome.ballots.append(BallotResult(voter.index, voter.model, shown, status="cancelled"))
+
+    async def vote(slot: int) -> None:
+        outcome.ballots[slot] = await _ballot(client, outcome.ballots[slot], outcome, nonce)
+
+    await asyncio.gather(*(vote(slot) for slot in range(len(outcome.ballots))))
+
+
+async def _ballot(client: BackendClient, pending: BallotResult, outcome: CompletionOutcome, nonce: str) -> BallotResult:
+    shown_texts = [outcome.candidates[i].content for i in pending.shown_order]
+    prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce)
+    params = {"temperature": 0, "max_tokens": settings.TRIO_BALLOT_MAX_TOKENS}
+    started = time.monotonic()
+    ballot = BallotResult(pending.voter_index, pending.voter_model, pending.shown_order, status="ok")
+    try:
+        result = await client.chat(pending.voter_model, prompt, params, timeout=outcome.ensemble.timeout)
+    except BackendError as exc:
+        ballot.status = "timeout" if exc.reason == "timeout" else "error"
+        ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)
+        return ballot
+    ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage
+    parsed = voting.parse_ballot(result.content, len(pending.shown_order))
+    if parsed is None:
+        ballot.status, ballot.error = "unparseable", "no ACCEPTED line in the reply"
+    else:
+        ballot.marks = voting.ballot_marks(pending.voter_index, parsed, pending.shown_order)
+    return ballot
+
+
+def _decide(outcome: CompletionOutcome) -> None:
+    """Set tallies, ranks, the winner and the request status from the candidates and ballots."""
+    succeeded = [c for c in outcome.candidates if c.ok]
+    if not succeeded:
+        outcome.status = "failed"
+        outcome.error = "; ".join(f"{c.model}: {c.error or c.status}" for c in outcome.candidates)
+        return
+    marks = [m for b in outcome.ballots if b.status == "ok" for m in b.marks]
+    totals = voting.tally((c.index for c in succeeded), marks, self_vote=outcome.ensemble.self_vote)
+    for rank, index in enumerate(voting.rank(totals), start=1):
+        candidate = outcome.candidates[index]
+        candidate.accepted, candidate.preferred, candidate.rank = totals[index].accepted, totals[index].preferred, rank
+    outcome.winner_index = voting.rank(totals)[0]
+    outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
+
+
+# --- persistence -------------------------------------------------------------------------------
+
+async def completion_record_async(outcome: CompletionOutcome) -> None:
+    """Store the outcome; if the database refuses, log it and keep retrying in the background.
+
+    The caller's answer is already decided: a locked or unreachable database must not turn it
+    into an error, and must not lose the vote either.
+    """
+    try:
+        await sync_to_async(completion_record)(outcome)
+    except Exception:
+        logger.exception("storing %s failed; retrying in the background", outcome.public_id)
+        task = asyncio.get_running_loop().create_task(_record_retrying(outcome))
+        _retry_tasks.add(task)
+        task.add_done_callback(_retry_tasks.discard)
+
+
+_retry_tasks: set[asyncio.Task] = set()  # strong references, or the loop may drop pending retries
+RECORD_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
+
+
+async def _record_retrying(outcome: CompletionOutcome) -> None:
+    for attempt, delay in enumerate(RECORD_RETRY_DELAYS, start=1):
+        await asyncio.sleep(delay)
+        try:
+            await sync_to_async(completion_record)(outcome)
+        except Exception:
+            logger.warning("storing %s failed again (attempt %d)", outcome.public_id, attempt + 1, exc_info=True)
+        else:
+            logger.info("stored %s after %d attempts", outcome.public_id, attempt + 1)
+            return
+    logger.error("gave up storing %s; its outcome is lost: %r", outcome.public_id, outcome)
+
+
+def completion_record(outcome: CompletionOutcome) -> CompletionRequest:
+    """Write the request, its candidates, ballots and marks: one transaction, four INSERTs."""
+    with transaction.atomic():
+        request = CompletionRequest.objects.create(**_request_fields(outcome))
+        candidates = Candidate.objects.bulk_create(
+            [_candidate_row(request, c) for c in outcome.candidates]
+        )
+        ballots = Ballot.objects.bulk_create([_ballot_row(request, b) for b in outcome.ballots])
+        marks = [
+            _mark_row(request, ballot_row, candidates[m.candidate], outcome, position, m)
+            for ballot, ballot_row in zip(outcome.ballots, ballots)
+            for position, m in enumerate(ballot.marks, start=1)
+        ]
+        if marks:
+            BallotMark.objects.bulk_create(marks)
+    return request
+
+
+def _request_fields(outcome: CompletionOutcome) -> dict:
+    winner = outcome.winner
+    usage = outcome.total_usage
+    return dict(
+        id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
+        members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
+        prompt_excerpt=_last_user_text(outcome.messages)[:300], status=outcome.status,
+        error=outcome.error, winner_model=winner.model if winner else "",
+        winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
+        latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
+        voting_ms=outcome.voting_ms, prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
+    )
+
+
+def _candidate_row(request: CompletionRequest, c: CandidateResult) -> Candidate:
+    return Candidate(
+        request=request, index=c.index, model=c.model, content=c.content, status=c.status,
+        error=c.error, finish_reason=c.finish_reason, latency_ms=c.latency_ms,
+        accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
+        is_winner=c.index == request.winner_index, **c.usage.as_dict(),
+    )
+
+
+def _ballot_row(request: CompletionRequest, b: BallotResult) -> Ballot:
+    return Ballot(
+        request=request, voter_index=b.voter_index, voter_model=b.voter_model,
+        shown_order=b.shown_order, raw_text=b.raw_text, status=b.status, error=b.error,
+        latency_ms=b.latency_ms, **b.usage.as_dict(),
+    )
+
+
+def _mark_row(request, ballot_row, candidate_row, outcome, position, mark) -> BallotMark:
+    return BallotMark(
+        ballot=ballot_row, request=request, candidate=candidate_row,
+        voter_model=ballot_row.voter_model, author_model=candidate_row.model, position=position,
+        accepted=mark.accepted, preferred=mark.preferred, is_self=mark.is_self,
+        counted=voting.counts(mark, self_vote=outcome.ensemble.self_vote),
+    )
+
+
+def _last_user_text(messages: list[dict]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return voting.message_text(message.get("content"))
+    return ""

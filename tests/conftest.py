@@ -1,0 +1,58 @@
+"""Shared fixtures: a real fake backend and a real Trio server, both uvicorn on free loopback ports."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ensemble.devserver import run_in_thread
+from ensemble.fakebackend import FakeBackend
+
+BACKEND_API_KEY = "sk-test-master-key"
+
+
+@pytest.fixture(scope="session")
+def fake_backend():
+    """Return the session's fake OpenAI-compatible backend (its calls are cleared per test)."""
+    app = FakeBackend(api_key=BACKEND_API_KEY)
+    with run_in_thread(app) as server:
+        app.url = server.url
+        yield app
+
+
+@pytest.fixture
+def backend(fake_backend):
+    fake_backend.reset()
+    return fake_backend
+
+
+@pytest.fixture
+def trio_settings(settings, backend):
+    """Point Trio at the fake backend with three well-behaved models; tests override TRIO_MODELS."""
+    settings.TRIO_BACKEND_URL = backend.url
+    settings.TRIO_BACKEND_API_KEY = BACKEND_API_KEY
+    settings.TRIO_MODELS = ["alpha@quality=0.9", "beta@quality=0.6", "gamma@quality=0.3"]
+    settings.TRIO_TIMEOUT = 5.0
+    settings.TRIO_SELF_VOTE = "include"
+    return settings
+
+
+@pytest.fixture(scope="session")
+def trio_server(django_db_setup, django_db_blocker):
+    """Return a running Trio (the real ASGI application under uvicorn) on the test database."""
+    from trio_site.asgi import application
+
+    with django_db_blocker.unblock():
+        with run_in_thread(application) as server:
+            yield server
+
+
+@pytest.fixture
+def trio(trio_server, trio_settings, transactional_db):
+    """Return the URL of a Trio server whose requests are answered by the fake backend."""
+    return trio_server.url
+
+
+@pytest.fixture
+def http(trio):
+    with httpx.Client(base_url=trio, timeout=30) as client:
+        yield client

@@ -1,0 +1,201 @@
+"""Django settings for Trio.
+
+Every environment variable the project reads is read here, through the small helpers below, which
+fail loudly (ImproperlyConfigured) on a value they cannot understand instead of guessing.
+"""
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable's value, or `default` when it is unset."""
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Return the variable as a boolean; anything but a yes/no word is an error."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no).")
+
+
+def env_number(name: str, default: float, *, cast=float, minimum: float | None = None):
+    """Return the variable parsed by `cast` (int or float), checked against `minimum`."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a valid {cast.__name__}.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """Return the comma-separated variable as a list of non-empty, stripped items."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    """Return the variable, which must be one of `choices`."""
+    value = env_str(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of {sorted(choices)}.")
+    return value
+
+
+# --- Django core -------------------------------------------------------------------------------
+
+# "production" makes the insecure development defaults refuse to apply.
+TRIO_ENV = env_choice("TRIO_ENV", "development", {"development", "production"})
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if TRIO_ENV == "production":
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when TRIO_ENV=production.")
+    # Good enough for a laptop; never used when TRIO_ENV=production.
+    SECRET_KEY = "django-insecure-trio-local-development-key-do-not-deploy"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "ensemble",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "ensemble.middleware.OpenAIErrorMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "trio_site.urls"
+ASGI_APPLICATION = "trio_site.asgi.application"
+WSGI_APPLICATION = "trio_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------------
+# CONN_MAX_AGE must stay 0 under ASGI: each sync_to_async call may run on another thread, and
+# persistent connections would pile up one per thread.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'trio.sqlite3'}"), conn_max_age=0
+    )
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["OPTIONS"] = {
+        # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on `timeout`
+        # instead of failing with "database is locked" when a read lock cannot be upgraded.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_number("TRIO_SQLITE_TIMEOUT", 60.0, minimum=1),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    _db["TEST"] = {"NAME": str(BASE_DIR / "trio-test.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_number("TRIO_DB_POOL_SIZE", 8, cast=int, minimum=1),
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n, static ------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# A completion body carries whole conversations; Django's 2.5 MB default is too small for long
+# chats, unbounded is an easy denial of service.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("TRIO_MAX_BODY_BYTES", 10 * 1024 * 1024, cast=int, minimum=1024)
+
+# --- REST framework ----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "ensemble.api.errors.openai_exception_handler",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("TRIO_LOG_LEVEL", "INFO").upper()},
+    # httpx logs every backend call at INFO: noise, and measurable CPU at hundreds of calls a second.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+# --- Trio --------------------------------------------------------------------------------------
+TRIO_MODELS = env_list("TRIO_MODELS", "default,llama3.2-3b,mistral")
+if not TRIO_MODELS:
+    raise ImproperlyConfigured("TRIO_MODELS must name at least one backend model.")
+TRIO_BACKEND_URL = env_str("TRIO_BACKEND_URL", "http://localhost:4000")
+TRIO_BACKEND_API_KEY = env_str("TRIO_BACKEND_API_KEY") or None
+TRIO_TIMEOUT = env_number("TRIO_TIMEOUT", 60.0, minimum=0.001)
+TRIO_SELF_VOTE = env_choice("TRIO_SELF_VOTE", "include", {"include", "exclude"})
+TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, minimum=16)
+# Upper bound on simultaneous backend connections per worker; keep-alive pool kept small on
+# purpose (httpx spends CPU scanning a large idle pool, encode/httpx#3215; see bench/).
+TRIO_BACKEND_MAX_CONNECTIONS = env_number("TRIO_BACKEND_MAX_CONNECTIONS", 512, cast=int, minimum=1)
+TRIO_BACKEND_MAX_KEEPALIVE = env_number("TRIO_BACKEND_MAX_KEEPALIVE", 32, cast=int, minimum=0)
+# First start creates this superuser if no superuser exists (password generated and printed if unset).
+TRIO_ADMIN_USERNAME = env_str("TRIO_ADMIN_USERNAME", "admin")
+TRIO_ADMIN_PASSWORD = env_str("TRIO_ADMIN_PASSWORD")
