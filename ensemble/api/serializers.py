@@ -24,6 +24,13 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictBooleanField(serializers.BooleanField):
     def to_internal_value(self, data):
         if not isinstance(data, bool):
@@ -36,7 +43,7 @@ class ContentField(serializers.Field):
 
     default_error_messages = {
         "invalid": "Content must be a string or a list of text parts.",
-        "part": "Only text parts ({\"type\": \"text\", \"text\": \"...\"}) are supported.",
+        "part": 'Only text parts ({{"type": "text", "text": "..."}}) are supported.',
         "nul": "Content must not contain NUL characters.",
     }
 
@@ -66,8 +73,8 @@ class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
     # Assistant turns that only made tool calls have no content.
     content = ContentField(allow_null=True)
-    name = serializers.CharField(required=False, max_length=256)
-    tool_call_id = serializers.CharField(required=False, max_length=256)
+    name = StrictCharField(required=False, max_length=256)
+    tool_call_id = StrictCharField(required=False, max_length=256)
 
     def validate(self, attrs):
         if attrs.get("content") is None and attrs["role"] != "assistant":
@@ -92,7 +99,7 @@ class StopField(serializers.Field):
 class ChatCompletionRequestSerializer(serializers.Serializer):
     """The fields of POST /v1/chat/completions that Trio reads; others are ignored, as OpenAI does."""
 
-    model = serializers.CharField(max_length=200)
+    model = StrictCharField(max_length=200)
     messages = serializers.ListField(child=MessageSerializer(), allow_empty=False, max_length=10_000)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)

@@ -35,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--model", action="append", default=[], metavar="NAME:SPEC",
                             help="a named model and its behaviour, e.g. 'slow:latency=2,quality=0.8' "
                                  "(repeatable; split at the last colon)")
-        parser.add_argument("--log-level", default="info")
+        parser.add_argument("--log-level", default="warning",
+                            help="uvicorn log level; \"info\" adds an access log line per request")
 
     def handle(self, *args, **options) -> None:
         """Build the app from the options and serve it; returns when uvicorn stops."""

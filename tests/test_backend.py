@@ -1,0 +1,91 @@
+"""The backend client against the real fake server over HTTP: answers, failures, auth, URL forms."""
+import asyncio
+import socket
+import time
+
+import pytest
+
+from ensemble.backend import (
+    BackendBadResponse, BackendClient, BackendHTTPError, BackendTimeout, BackendUnavailable, normalize_base_url,
+)
+from tests.conftest import BACKEND_API_KEY
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def chat(url, model, *, api_key=BACKEND_API_KEY, timeout=5.0, params=None):
+    async def call():
+        client = BackendClient(url, api_key=api_key, timeout=timeout)
+        try:
+            return await client.chat(model, MESSAGES, params)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+def test_it_accepts_the_backend_url_with_or_without_v1(backend, suffix):
+    result = chat(backend.url + suffix, "alpha")
+    assert result.content.startswith("[alpha quality=0.50]")
+    assert result.finish_reason == "stop" and result.usage.total_tokens > 0
+
+
+def test_normalize_base_url():
+    assert normalize_base_url("http://h:4000") == "http://h:4000/v1"
+    assert normalize_base_url("http://h:4000/v1/") == "http://h:4000/v1"
+
+
+def test_it_sends_the_api_key_as_a_bearer_token_and_the_parameters(backend):
+    chat(backend.url, "alpha", params={"temperature": 0.2, "stop": ["x"]})
+    call = backend.calls[-1]
+    assert call.headers["authorization"] == f"Bearer {BACKEND_API_KEY}"
+    assert call.body["temperature"] == 0.2 and call.body["stop"] == ["x"] and call.body["model"] == "alpha"
+
+
+def test_a_wrong_api_key_is_an_http_401(backend):
+    with pytest.raises(BackendHTTPError) as caught:
+        chat(backend.url, "alpha", api_key="wrong")
+    assert caught.value.status_code == 401 and caught.value.reason == "http_401"
+
+
+def test_a_500_is_an_http_error_with_the_status(backend):
+    with pytest.raises(BackendHTTPError) as caught:
+        chat(backend.url, "alpha@status=500")
+    assert caught.value.status_code == 500 and "500" in str(caught.value)
+
+
+def test_a_hang_is_a_timeout_after_the_calls_deadline(backend):
+    started = time.monotonic()
+    with pytest.raises(BackendTimeout):
+        chat(backend.url, "alpha@hang", timeout=0.3)
+    assert time.monotonic() - started < 2
+
+
+def test_slow_answers_within_the_deadline_succeed(backend):
+    assert chat(backend.url, "alpha@latency=0.2", timeout=2).content
+
+
+@pytest.mark.parametrize("behaviour, message", [("malformed", "not JSON"), ("empty", "empty content")])
+def test_malformed_or_empty_answers_are_bad_responses(backend, behaviour, message):
+    with pytest.raises(BackendBadResponse, match=message):
+        chat(backend.url, f"alpha@{behaviour}")
+
+
+def test_connection_refused_is_unavailable():
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(BackendUnavailable):
+        chat(f"http://127.0.0.1:{port}", "alpha")
+
+
+def test_list_models_reads_the_backend_model_ids(backend):
+    async def call():
+        client = BackendClient(backend.url, api_key=BACKEND_API_KEY)
+        try:
+            return await client.list_models()
+        finally:
+            await client.aclose()
+
+    assert "fake" in asyncio.run(call())

@@ -1,0 +1,108 @@
+"""Bad input gets a 4xx OpenAI-shaped error, never a 500 or HTML, and the server keeps answering."""
+import pytest
+
+from ensemble.models import CompletionRequest
+
+GOOD = {"model": "trio", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def assert_openai_error(response, status, param=None, code=None):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "trio"}, "messages"),
+        ({"model": "trio", "messages": []}, "messages"),
+        ({"model": "trio", "messages": "hi"}, "messages"),
+        ({"model": "trio", "messages": [{"content": "hi"}]}, "messages[0].role"),
+        ({"model": "trio", "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"model": "trio", "messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"model": "trio", "messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
+        ({"model": "trio", "messages": [{"role": "user", "content": None}]}, "messages[0].content"),
+        ({"model": "trio", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
+        ({"model": "trio", "messages": [{"role": "user", "content": "a\u0000b"}]}, "messages[0].content"),
+        ({"model": "trio", "messages": ["hi"]}, "messages[0]"),
+        ({**GOOD, "max_tokens": -5}, "max_tokens"),
+        ({**GOOD, "max_tokens": 0}, "max_tokens"),
+        ({**GOOD, "max_completion_tokens": 1.5}, "max_completion_tokens"),
+        ({**GOOD, "temperature": 2.5}, "temperature"),
+        ({**GOOD, "temperature": "0.5"}, "temperature"),
+        ({**GOOD, "top_p": -0.1}, "top_p"),
+        ({**GOOD, "n": 2}, "n"),
+        ({**GOOD, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({**GOOD, "seed": "seven"}, "seed"),
+        ({"messages": GOOD["messages"]}, "model"),
+        ({"model": 7, "messages": GOOD["messages"]}, "model"),
+    ],
+)
+def test_it_rejects_invalid_bodies_with_the_offending_param(http, body, param):
+    assert_openai_error(http.post("/v1/chat/completions", json=body), 400, param=param)
+    assert http.get("/health").status_code == 200
+
+
+def test_it_rejects_streaming_clearly_rather_than_answering_without_a_stream(http):
+    error = assert_openai_error(http.post("/v1/chat/completions", json={**GOOD, "stream": True}), 400, param="stream")
+    assert "stream" in error["message"].lower() and "not supported" in error["message"]
+
+
+def test_it_rejects_malformed_json(http):
+    response = http.post("/v1/chat/completions", content=b'{"model": "trio", "messages": [',
+                         headers={"content-type": "application/json"})
+    assert_openai_error(response, 400, code="invalid_json")
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'"trio"', b"null", b"\xff\xfe{}"])
+def test_it_rejects_json_that_is_not_an_object_or_not_utf8(http, raw):
+    response = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    assert_openai_error(response, 400)
+
+
+def test_it_rejects_a_form_encoded_body_as_unsupported_media(http):
+    response = http.post("/v1/chat/completions", data={"model": "trio", "messages": "hi"})
+    assert_openai_error(response, 415, code="unsupported_media_type")
+
+
+def test_it_rejects_get_on_the_post_path(http):
+    assert_openai_error(http.get("/v1/chat/completions"), 405, code="method_not_allowed")
+
+
+def test_unknown_models_are_404_model_not_found(http):
+    error = assert_openai_error(http.post("/v1/chat/completions", json={**GOOD, "model": "gpt-4o"}),
+                                404, param="model", code="model_not_found")
+    assert "gpt-4o" in error["message"]
+
+
+def test_unknown_paths_under_v1_are_json_not_html(http):
+    assert_openai_error(http.get("/v1/embeddings"), 404)
+    assert_openai_error(http.post("/v1/nope/deeper", json={}), 404)
+
+
+def test_unknown_extra_fields_are_ignored_as_openai_does(http):
+    response = http.post("/v1/chat/completions", json={**GOOD, "user": "u-1", "logit_bias": {}, "whatever": [1]})
+    assert response.status_code == 200
+    assert response.json()["object"] == "chat.completion"
+
+
+def test_null_optional_fields_mean_unset(http, backend):
+    response = http.post("/v1/chat/completions", json={**GOOD, "temperature": None, "stop": None, "n": None})
+    assert response.status_code == 200
+    assert all("temperature" not in call.body for call in backend.calls if not call.is_ballot)
+
+
+def test_bad_requests_store_nothing_and_the_server_still_answers(http):
+    for body in ({"model": "trio"}, {**GOOD, "max_tokens": -1}, {**GOOD, "model": "x"}):
+        assert http.post("/v1/chat/completions", json=body).status_code in (400, 404)
+    assert CompletionRequest.objects.count() == 0
+    assert http.post("/v1/chat/completions", json=GOOD).status_code == 200
+    assert CompletionRequest.objects.count() == 1

@@ -1,0 +1,79 @@
+"""Every completion is stored, completely, in a bounded number of statements, under concurrency."""
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from ensemble.backend import Usage
+from ensemble.ensembles import Ensemble
+from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
+from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome
+from ensemble.services import completion_record
+from ensemble.voting import Mark
+
+
+def test_32_concurrent_requests_are_all_stored_with_every_candidate_and_ballot(trio, trio_settings):
+    trio_settings.TRIO_MODELS = ["alpha@latency=0.05,jitter=0.1,quality=0.9", "beta@jitter=0.1", "gamma@jitter=0.1"]
+
+    async def fire():
+        async with httpx.AsyncClient(base_url=trio, timeout=30) as client:
+            body = {"model": "trio", "messages": [{"role": "user", "content": "count me"}]}
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(32)))
+
+    responses = asyncio.run(fire())
+
+    assert [r.status_code for r in responses] == [200] * 32
+    ids = {r.json()["id"] for r in responses}
+    assert {r.public_id for r in CompletionRequest.objects.all()} == ids
+    assert Candidate.objects.count() == 32 * 3
+    assert Ballot.objects.filter(status="ok").count() == 32 * 3
+    assert BallotMark.objects.count() == 32 * 9
+    assert set(CompletionRequest.objects.values_list("status", flat=True)) == {"ok"}
+
+
+def _outcome(members: int) -> CompletionOutcome:
+    ensemble = Ensemble(name="trio", members=tuple(f"m{i}" for i in range(members)))
+    outcome = CompletionOutcome(
+        id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble,
+        messages=[{"role": "user", "content": "q"}], params={}, status="ok", winner_index=0,
+    )
+    outcome.candidates = [CandidateResult(i, f"m{i}", "ok", content=f"a{i}", usage=Usage(1, 2, 3))
+                          for i in range(members)]
+    outcome.ballots = [
+        BallotResult(v, f"m{v}", list(range(members)), "ok", raw_text="ACCEPTED: 1",
+                     marks=[Mark(v, c, accepted=c == 0, preferred=False) for c in range(members)])
+        for v in range(members)
+    ]
+    return outcome
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("members", [1, 3, 9])
+def test_storing_a_completion_takes_at_most_four_inserts_whatever_the_ensemble_size(members):
+    with CaptureQueriesContext(connection) as queries:
+        completion_record(_outcome(members))
+
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]
+    others = [q["sql"] for q in queries.captured_queries
+              if not q["sql"].lstrip().upper().startswith(("INSERT", "BEGIN", "SAVEPOINT", "RELEASE", "COMMIT"))]
+    assert len(inserts) <= 4, inserts
+    assert others == []
+    assert Candidate.objects.count() == members and BallotMark.objects.count() == members * members
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_request_is_stored_with_its_failures():
+    outcome = _outcome(2)
+    outcome.status, outcome.winner_index, outcome.ballots = "failed", None, []
+    for candidate in outcome.candidates:
+        candidate.status, candidate.content, candidate.error = "timeout", "", "no answer within 1s"
+
+    completion_record(outcome)
+
+    request = CompletionRequest.objects.get()
+    assert request.status == "failed" and request.winner_index is None
+    assert list(request.candidates.values_list("status", "error")) == [("timeout", "no answer within 1s")] * 2
