@@ -137,12 +137,13 @@ class BackendClient:
             raise BackendUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
         return _chat_result(model, response)
 
-    async def list_models(self) -> list[str]:
+    async def list_models(self, *, timeout: float | None = None) -> list[str]:
         """Return the model ids the backend advertises (used by readiness checks)."""
         try:
-            response = await self._http.get("/models")
-        except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"/models: {exc}") from exc
+            async with asyncio.timeout(timeout or self.timeout):
+                response = await self._http.get("/models")
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise BackendTimeout(f"/models: no answer within {timeout or self.timeout:g}s") from exc
         except httpx.TransportError as exc:
             raise BackendUnavailable(f"/models: {type(exc).__name__}: {exc}") from exc
         data = _json_or_raise("/models", response)
@@ -184,25 +185,36 @@ def _snippet(response: httpx.Response, limit: int = 200) -> str:
     return response.text[:limit].replace("\n", " ")
 
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BackendClient]" = weakref.WeakKeyDictionary()
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, BackendClient]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def client_for_running_loop() -> BackendClient:
-    """Return this event loop's shared client, creating it from settings on first use."""
+    """Return this event loop's shared client, (re)creating it when the backend settings change."""
     from django.conf import settings  # imported late: the client itself is usable without Django
 
+    config = (
+        settings.TRIO_BACKEND_URL, settings.TRIO_BACKEND_API_KEY, settings.TRIO_TIMEOUT,
+        settings.TRIO_BACKEND_MAX_CONNECTIONS, settings.TRIO_BACKEND_MAX_KEEPALIVE,
+    )
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = BackendClient(
-            settings.TRIO_BACKEND_URL,
-            api_key=settings.TRIO_BACKEND_API_KEY,
-            timeout=settings.TRIO_TIMEOUT,
-            max_connections=settings.TRIO_BACKEND_MAX_CONNECTIONS,
-            max_keepalive_connections=settings.TRIO_BACKEND_MAX_KEEPALIVE,
-        )
-        _clients[loop] = client
+    cached = _clients.get(loop)
+    if cached is not None and cached[0] == config:
+        return cached[1]
+    url, api_key, timeout, max_connections, max_keepalive = config
+    client = BackendClient(url, api_key=api_key, timeout=timeout, max_connections=max_connections,
+                           max_keepalive_connections=max_keepalive)
+    _clients[loop] = (config, client)
+    if cached is not None:
+        # Calls in flight on the old client finish first: close it once they are done.
+        loop.create_task(_close_when_idle(cached[1]))
     return client
+
+
+async def _close_when_idle(client: BackendClient, grace: float = 120.0) -> None:
+    await asyncio.sleep(grace)
+    await client.aclose()
 
 
 def monotonic_ms(start: float) -> int:

@@ -64,6 +64,7 @@ class CompletionOutcome:
     latency_ms: int = 0
     generation_ms: int = 0
     voting_ms: int = 0
+    api_key_id: int | None = None  # the API key that made the request, when keys are in use
 
     @property
     def public_id(self) -> str:

@@ -16,10 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import voting
-from .backend import BackendClient, BackendError, client_for_running_loop, monotonic_ms
+from .backend import (
+    BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
+    client_for_running_loop, monotonic_ms,
+)
 from .ensembles import Ensemble
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
+from .rounds import RoundPolicy, run_round
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,10 @@ GENERATION_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
     "presence_penalty", "frequency_penalty",
 )
+
+
+# Statuses worth one retry: the backend says "not now", not "never".
+RETRY_STATUSES = (429, 503)
 
 
 class NoCandidates(Exception):
@@ -39,7 +47,7 @@ class NoCandidates(Exception):
 
 
 async def completion_create(
-    *, messages: list[dict], params: dict, ensemble: Ensemble, client: BackendClient | None = None
+    *, messages: list[dict], params: dict, ensemble: Ensemble, client: BackendClient | None = None,
 ) -> CompletionOutcome:
     """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
     client = client or client_for_running_loop()
@@ -48,12 +56,13 @@ async def completion_create(
         messages=messages, params={k: params[k] for k in GENERATION_PARAMS if k in params},
     )
     started = time.monotonic()
+    deadline_at = started + settings.TRIO_DEADLINE
     try:
-        await _generate_all(outcome, client)
+        await _generate_all(outcome, client, deadline_at)
         outcome.generation_ms = monotonic_ms(started)
         if sum(c.ok for c in outcome.candidates) > 1:
             voting_started = time.monotonic()
-            await _vote_all(outcome, client)
+            await _vote_all(outcome, client, deadline_at)
             outcome.voting_ms = monotonic_ms(voting_started)
         _decide(outcome)
     except asyncio.CancelledError:
@@ -69,22 +78,35 @@ async def completion_create(
     return outcome
 
 
-async def _generate_all(outcome: CompletionOutcome, client: BackendClient) -> None:
-    """Fill `outcome.candidates`, calling every member in parallel."""
+def _round_policy(size: int, deadline_at: float) -> RoundPolicy:
+    grace_seconds, grace_factor = settings.TRIO_STRAGGLER_GRACE
+    quorum = settings.TRIO_QUORUM or max(1, size - 1)
+    return RoundPolicy(quorum, grace_seconds, grace_factor, deadline_at)
+
+
+async def _generate_all(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
+    """Fill `outcome.candidates`, calling every member in parallel; stragglers end up `late`."""
     members = outcome.ensemble.members
     # Placeholders first: if we are cancelled mid-way, unfinished calls stay recorded as such.
     outcome.candidates = [CandidateResult(index=i, model=m, status="cancelled") for i, m in enumerate(members)]
+    started = time.monotonic()
 
-    async def generate(index: int, model: str) -> None:
-        outcome.candidates[index] = await _generate(client, index, model, outcome)
+    async def generate(index: int, model: str) -> bool:
+        outcome.candidates[index] = await _generate(client, index, model, outcome, deadline_at)
+        return outcome.candidates[index].ok
 
-    await asyncio.gather(*(generate(i, m) for i, m in enumerate(members)))
+    late = await run_round([generate(i, m) for i, m in enumerate(members)], _round_policy(len(members), deadline_at))
+    for index in late:
+        outcome.candidates[index] = CandidateResult(
+            index, members[index], "late", error="abandoned: the quorum had answered and the grace period ran out",
+            latency_ms=monotonic_ms(started),
+        )
 
 
-async def _generate(client: BackendClient, index: int, model: str, outcome: CompletionOutcome) -> CandidateResult:
+async def _generate(client, index: int, model: str, outcome: CompletionOutcome, deadline_at: float) -> CandidateResult:
     started = time.monotonic()
     try:
-        result = await client.chat(model, outcome.messages, outcome.params, timeout=outcome.ensemble.timeout)
+        result = await _chat(client, model, outcome.messages, outcome.params, outcome.ensemble.timeout, deadline_at)
     except BackendError as exc:
         status = "timeout" if exc.reason == "timeout" else "error"
         return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started))
@@ -94,7 +116,24 @@ async def _generate(client: BackendClient, index: int, model: str, outcome: Comp
     )
 
 
-async def _vote_all(outcome: CompletionOutcome, client: BackendClient) -> None:
+async def _chat(client, model, messages, params, timeout: float, deadline_at: float) -> ChatResult:
+    """Return one backend completion, retrying once after a refused connection, 429 or 503."""
+    for attempt in (1, 2):
+        remaining = deadline_at - time.monotonic()
+        if remaining <= 0:
+            raise BackendTimeout(f"{model}: the request deadline passed")
+        try:
+            return await client.chat(model, messages, params, timeout=min(timeout, remaining))
+        except (BackendUnavailable, BackendHTTPError) as exc:
+            retryable = getattr(exc, "status_code", None) in RETRY_STATUSES or isinstance(exc, BackendUnavailable)
+            backoff = settings.TRIO_RETRY_BACKOFF
+            if attempt == 2 or not retryable or deadline_at - time.monotonic() < 2 * backoff:
+                raise
+            await asyncio.sleep(backoff)
+    raise AssertionError("unreachable")
+
+
+async def _vote_all(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
     """Fill `outcome.ballots`: every successful member judges every successful candidate."""
     eligible = [c for c in outcome.candidates if c.ok]
     nonce = voting.fence_nonce(c.content for c in eligible)
@@ -103,21 +142,28 @@ async def _vote_all(outcome: CompletionOutcome, client: BackendClient) -> None:
         shuffled = voting.ballot_order(outcome.id.hex, voter.index, len(eligible))
         shown = [eligible[j].index for j in shuffled]
         outcome.ballots.append(BallotResult(voter.index, voter.model, shown, status="cancelled"))
+    started = time.monotonic()
 
-    async def vote(slot: int) -> None:
-        outcome.ballots[slot] = await _ballot(client, outcome.ballots[slot], outcome, nonce)
+    async def vote(slot: int) -> bool:
+        outcome.ballots[slot] = await _ballot(client, outcome.ballots[slot], outcome, nonce, deadline_at)
+        return outcome.ballots[slot].status == "ok"
 
-    await asyncio.gather(*(vote(slot) for slot in range(len(outcome.ballots))))
+    slots = range(len(outcome.ballots))
+    for slot in await run_round([vote(s) for s in slots], _round_policy(len(slots), deadline_at)):
+        pending = outcome.ballots[slot]
+        pending.status, pending.latency_ms = "late", monotonic_ms(started)
+        pending.error = "abandoned: the quorum had voted and the grace period ran out"
 
 
-async def _ballot(client: BackendClient, pending: BallotResult, outcome: CompletionOutcome, nonce: str) -> BallotResult:
+async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, nonce: str,
+                  deadline_at: float) -> BallotResult:
     shown_texts = [outcome.candidates[i].content for i in pending.shown_order]
     prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce)
     params = {"temperature": 0, "max_tokens": settings.TRIO_BALLOT_MAX_TOKENS}
     started = time.monotonic()
     ballot = BallotResult(pending.voter_index, pending.voter_model, pending.shown_order, status="ok")
     try:
-        result = await client.chat(pending.voter_model, prompt, params, timeout=outcome.ensemble.timeout)
+        result = await _chat(client, pending.voter_model, prompt, params, outcome.ensemble.timeout, deadline_at)
     except BackendError as exc:
         ballot.status = "timeout" if exc.reason == "timeout" else "error"
         ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)

@@ -1,13 +1,22 @@
 """Shared fixtures: a real fake backend and a real Trio server, both uvicorn on free loopback ports."""
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
+from pytest_django.fixtures import _set_suffix_to_test_databases
 
 from ensemble.devserver import run_in_thread
 from ensemble.fakebackend import FakeBackend
 
 BACKEND_API_KEY = "sk-test-master-key"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Give each pytest process its own test database, so two runs in one checkout cannot collide."""
+    _set_suffix_to_test_databases(suffix=f"pid{os.getpid()}")
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +42,10 @@ def trio_settings(settings, backend):
     settings.TRIO_MODELS = ["alpha@quality=0.9", "beta@quality=0.6", "gamma@quality=0.3"]
     settings.TRIO_TIMEOUT = 5.0
     settings.TRIO_SELF_VOTE = "include"
+    # Generous, so that jitter never makes a test's model "late"; straggler tests set their own.
+    settings.TRIO_STRAGGLER_GRACE = (5.0, 0.0)
+    settings.TRIO_QUORUM = 0
+    settings.TRIO_DEADLINE = 20.0
     return settings
 
 
@@ -41,9 +54,16 @@ def trio_server(django_db_setup, django_db_blocker):
     """Return a running Trio (the real ASGI application under uvicorn) on the test database."""
     from trio_site.asgi import application
 
+    from django.db import connections
+
     with django_db_blocker.unblock():
         with run_in_thread(application) as server:
             yield server
+        # The server's threads leave pooled PostgreSQL connections open; close them so the
+        # test database can be dropped.
+        for connection in connections.all():
+            if hasattr(connection, "close_pool"):
+                connection.close_pool()
 
 
 @pytest.fixture

@@ -52,6 +52,19 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_grace(name: str, default: str) -> tuple[float, float]:
+    """Return a grace period as (seconds, factor of the quorum's median latency): "2" or "0.5x"."""
+    raw = env_str(name, default).strip().lower()
+    relative = raw.endswith("x")
+    try:
+        value = float(raw[:-1] if relative else raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be seconds (e.g. 2) or a factor (e.g. 0.5x).") from None
+    if value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must not be negative.")
+    return (0.0, value) if relative else (value, 0.0)
+
+
 def env_choice(name: str, default: str, choices: set[str]) -> str:
     """Return the variable, which must be one of `choices`."""
     value = env_str(name, default).strip().lower()
@@ -191,6 +204,14 @@ TRIO_BACKEND_URL = env_str("TRIO_BACKEND_URL", "http://localhost:4000")
 TRIO_BACKEND_API_KEY = env_str("TRIO_BACKEND_API_KEY") or None
 TRIO_TIMEOUT = env_number("TRIO_TIMEOUT", 60.0, minimum=0.001)
 TRIO_SELF_VOTE = env_choice("TRIO_SELF_VOTE", "include", {"include", "exclude"})
+# Overall budget of one request (generation + voting), on top of TRIO_TIMEOUT per call.
+TRIO_DEADLINE = env_number("TRIO_DEADLINE", 2 * TRIO_TIMEOUT, minimum=0.001)
+# Stragglers: once TRIO_QUORUM members have answered (0 = all but one), wait TRIO_STRAGGLER_GRACE
+# more and go on without the rest. "0.5x" means half the quorum's median latency; "2" means 2 s.
+TRIO_QUORUM = env_number("TRIO_QUORUM", 0, cast=int, minimum=0)
+TRIO_STRAGGLER_GRACE = env_grace("TRIO_STRAGGLER_GRACE", "0.5x")
+# Pause before the single retry of a call refused with 429/503 or a connection error.
+TRIO_RETRY_BACKOFF = env_number("TRIO_RETRY_BACKOFF", 0.2, minimum=0)
 TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, minimum=16)
 # Upper bound on simultaneous backend connections per worker; keep-alive pool kept small on
 # purpose (httpx spends CPU scanning a large idle pool, encode/httpx#3215; see bench/).

@@ -1,0 +1,126 @@
+"""How a completion fails, end to end: stragglers, retries, deadline, client hang-up, lost database."""
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from django.db import connection
+
+from ensemble.models import Ballot, Candidate, CompletionRequest
+
+BODY = {"model": "trio", "messages": [{"role": "user", "content": "Is water wet?"}]}
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_straggler_is_left_behind_once_the_quorum_answered(http, trio_settings):
+    trio_settings.TRIO_MODELS = ["alpha@latency=0.1,quality=0.9", "beta@latency=0.1", "gamma@latency=5"]
+    trio_settings.TRIO_STRAGGLER_GRACE = (0.0, 0.5)
+
+    started = time.monotonic()
+    response = http.post("/v1/chat/completions", json=BODY)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200 and elapsed < 2.0
+    statuses = response.json()["trio"]["candidates"]
+    assert [c["status"] for c in statuses] == ["ok", "ok", "late"]
+    late = Candidate.objects.get(index=2)
+    assert late.status == "late" and "grace" in late.error
+    assert CompletionRequest.objects.get().status == "partial"
+    assert Ballot.objects.count() == 2
+
+
+def test_a_503_is_retried_once_and_then_answers(http, trio_settings, backend):
+    trio_settings.TRIO_MODELS = ["alpha@fail_first=1,status=503,quality=0.9", "beta"]
+    trio_settings.TRIO_RETRY_BACKOFF = 0.05
+
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 200
+    assert [c["status"] for c in response.json()["trio"]["candidates"]] == ["ok", "ok"]
+    alpha_generations = [c for c in backend.calls if c.model.startswith("alpha") and not c.is_ballot]
+    assert len(alpha_generations) == 2
+
+
+def test_a_500_is_not_retried(http, trio_settings, backend):
+    trio_settings.TRIO_MODELS = ["alpha@fail_first=1,status=500", "beta"]
+
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert [c["status"] for c in response.json()["trio"]["candidates"]] == ["error", "ok"]
+    assert len([c for c in backend.calls if c.model.startswith("alpha")]) == 1
+
+
+def test_a_refused_connection_is_retried_after_the_backoff(http, trio_settings):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        trio_settings.TRIO_BACKEND_URL = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    trio_settings.TRIO_RETRY_BACKOFF = 0.4
+
+    started = time.monotonic()
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 502
+    assert time.monotonic() - started >= 0.4  # one backoff, then the second refusal
+    assert all(c.status == "error" for c in Candidate.objects.all())
+
+
+def test_the_request_deadline_bounds_the_voting_round(http, trio_settings):
+    trio_settings.TRIO_MODELS = ["alpha@latency=0.3,quality=0.9", "beta@latency=0.3"]
+    trio_settings.TRIO_DEADLINE = 0.6
+
+    started = time.monotonic()
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 200 and time.monotonic() - started < 1.5
+    assert {b.status for b in Ballot.objects.all()} <= {"timeout", "late"}
+    # No ballot counted: the tie-break (ensemble order) decides.
+    assert response.json()["trio"]["winner_index"] == 0
+
+
+def test_a_client_hanging_up_cancels_the_calls_and_is_recorded(trio, trio_settings, backend):
+    trio_settings.TRIO_MODELS = ["alpha@latency=3", "beta@latency=3"]
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{trio}/v1/chat/completions", json=BODY, timeout=0.3)
+
+    assert wait_for(lambda: CompletionRequest.objects.filter(status="cancelled").exists(), timeout=5)
+    request = CompletionRequest.objects.get()
+    assert request.latency_ms < 2500  # recorded at the hang-up, not after the 3 s calls
+    assert set(request.candidates.values_list("status", flat=True)) == {"cancelled"}
+
+
+def test_when_the_database_write_fails_the_client_still_gets_its_answer_and_the_write_is_retried(
+    http, trio_settings, caplog
+):
+    table = CompletionRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    restored = threading.Event()
+
+    def restore_soon():
+        time.sleep(0.3)
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+        connection.close()
+        restored.set()
+
+    try:
+        response = http.post("/v1/chat/completions", json=BODY)
+    finally:
+        threading.Thread(target=restore_soon).start()
+
+    assert response.status_code == 200
+    request_id = response.json()["id"]
+    assert any(request_id in record.getMessage() and "retrying" in record.getMessage() for record in caplog.records)
+    assert restored.wait(5)
+    assert wait_for(lambda: CompletionRequest.objects.filter(id=request_id.removeprefix("trio-")).exists())
+    assert Candidate.objects.filter(request_id=request_id.removeprefix("trio-")).count() == 3
