@@ -10,7 +10,7 @@ TRIO_HOST ?= 127.0.0.1
 TRIO_PORT ?= 8000
 WEB_CONCURRENCY ?= 1
 
-.PHONY: run test setup bench fakebackend clean
+.PHONY: run test setup bench fakebackend demo clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test: $(STAMP)
 # A local OpenAI-compatible fake backend on :4000, for trying Trio without any LLM.
 fakebackend: $(STAMP)
 	$(BIN)/python manage.py fakebackend --port 4000 --latency 0.3
+
+# Fake backend with three models of different quality + Trio + a few dozen questions.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/concurrency.py

@@ -1,7 +1,57 @@
 """HTML pages and plain endpoints outside the OpenAI API."""
+import asyncio
+
+from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.http import JsonResponse
+
+from .backend import BackendError, client_for_running_loop
+
+# Readiness answers within this many seconds even when a dependency hangs: a probe that hangs
+# itself is reported by the orchestrator as a bare timeout, which names nothing.
+READY_TIMEOUT = 3.0
 
 
 async def health(request):
     """Liveness: the process answers. Depends on nothing else, on purpose."""
     return JsonResponse({"status": "ok"})
+
+
+async def health_ready(request):
+    """Readiness: 200 when the database and the model backend both answer, else 503 naming what failed."""
+    database, backend = await asyncio.gather(_database_error(), _backend_error())
+    errors = {name: error for name, error in (("database", database), ("backend", backend)) if error}
+    body = {
+        "status": "unavailable" if errors else "ok",
+        "checks": {name: "error" if name in errors else "ok" for name in ("database", "backend")},
+    }
+    if errors:
+        body["errors"] = errors
+    return JsonResponse(body, status=503 if errors else 200)
+
+
+async def _database_error() -> str | None:
+    """Return why the database cannot answer a trivial query, or None when it can."""
+    try:
+        await asyncio.wait_for(sync_to_async(_select_one)(), READY_TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {READY_TIMEOUT:g}s"
+    except DatabaseError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+async def _backend_error() -> str | None:
+    """Return why the model backend cannot list its models, or None when it can."""
+    try:
+        await client_for_running_loop().list_models(timeout=READY_TIMEOUT)
+    except BackendError as exc:
+        return str(exc)
+    return None

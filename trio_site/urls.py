@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from ensemble.views import health
+from ensemble.views import health, health_ready
 
 urlpatterns = [
     path("v1/", include("ensemble.api.urls")),
     path("health", health, name="health"),
+    path("health/ready", health_ready, name="health-ready"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,167 @@
+"""``manage.py export_votes``: stream the vote history out as JSON Lines or CSV.
+
+    python manage.py export_votes --format jsonl --since 2025-01-01 -o votes.jsonl
+    python manage.py export_votes --format csv --model mistral > mistral.csv
+
+JSONL has one request per line with its candidates and ballots (and each ballot's marks) nested;
+CSV has one row per candidate, the request's columns repeated on each. Requests come oldest first.
+Memory stays flat however long the history: requests are read `--chunk-size` at a time, and each
+chunk's children are fetched with one query per table (a few queries per chunk, never per request).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from ensemble.management.commands.prune_votes import positive_int
+from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
+
+REQUEST_COLUMNS = (
+    "id", "created_at", "ensemble", "status", "error", "winner_model", "winner_index",
+    "voter_count", "latency_ms", "generation_ms", "voting_ms", "prompt_tokens",
+    "completion_tokens", "total_tokens", "prompt_excerpt",
+)
+CANDIDATE_COLUMNS = (
+    "index", "model", "status", "error", "is_winner", "rank", "accepted_count", "preferred_count",
+    "finish_reason", "latency_ms", "prompt_tokens", "completion_tokens", "total_tokens", "content",
+)
+BALLOT_COLUMNS = (
+    "voter_index", "voter_model", "shown_order", "status", "error", "raw_text", "latency_ms",
+    "prompt_tokens", "completion_tokens", "total_tokens",
+)
+MARK_COLUMNS = ("position", "accepted", "preferred", "is_self", "counted")
+
+
+class Command(BaseCommand):
+    help = "Export requests with their candidates and ballots as JSON Lines or CSV (one row per candidate)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+        parser.add_argument("--since", type=parse_since, metavar="DATE",
+                            help="only requests created at or after this date or ISO datetime (UTC if naive)")
+        parser.add_argument("--model", help="only requests in which this backend model was a member")
+        parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+        parser.add_argument("--chunk-size", type=positive_int, default=500, help="requests read per database round trip")
+
+    def handle(self, *args, **options) -> None:
+        requests = requests_for_export(since=options["since"], model=options["model"],
+                                       chunk_size=options["chunk_size"])
+        write = write_csv if options["format"] == "csv" else write_jsonl
+        with self._output(options["output"]) as out:
+            count = write(requests, out)
+        # On stderr: standard output may be the export itself.
+        self.stderr.write(f"Exported {count} request(s).", style_func=self.style.SUCCESS)
+
+    @contextmanager
+    def _output(self, path: str | None):
+        """Yield a text stream for the export: the file at `path`, else standard output."""
+        if not path:
+            yield self.stdout
+            return
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as stream:
+                yield stream
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc}") from exc
+
+
+def parse_since(value: str) -> datetime:
+    """Return the aware datetime an ISO date or datetime names; a bare date means its midnight UTC."""
+    try:
+        moment = parse_datetime(value)  # also takes a bare date, as midnight
+        if moment is None and (day := parse_date(value)) is not None:
+            moment = datetime.combine(day, time.min)
+    except ValueError:  # well-formed but impossible, e.g. 2025-02-30
+        moment = None
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r}")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+
+def requests_for_export(*, since: datetime | None, model: str | None, chunk_size: int):
+    """Return an iterator over the matching requests, oldest first, children prefetched per chunk."""
+    requests: QuerySet = CompletionRequest.objects.order_by("created_at", "id")
+    if since is not None:
+        requests = requests.filter(created_at__gte=since)
+    if model:
+        # Every member has a candidate row (failed and cancelled calls included), so this is
+        # "was a member"; EXISTS keeps one row per request, and uses the (model, status) index.
+        requests = requests.filter(Exists(Candidate.objects.filter(request=OuterRef("pk"), model=model)))
+    return requests.prefetch_related(
+        Prefetch("candidates", queryset=Candidate.objects.order_by("index")),
+        Prefetch("ballots", queryset=Ballot.objects.order_by("voter_index").prefetch_related(
+            Prefetch("marks", queryset=BallotMark.objects.order_by("position")))),
+    ).iterator(chunk_size=chunk_size)
+
+
+def write_jsonl(requests, out) -> int:
+    """Write one JSON object per request; return how many were written."""
+    count = 0
+    for request in requests:
+        out.write(orjson.dumps(request_document(request)).decode() + "\n")
+        count += 1
+    return count
+
+
+def write_csv(requests, out) -> int:
+    """Write one row per candidate (a request without any still gets a row); return the request count."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([f"request_{c}" for c in REQUEST_COLUMNS] + [f"candidate_{c}" for c in CANDIDATE_COLUMNS])
+    count = 0
+    for request in requests:
+        head = [_cell(v) for v in _request_fields(request).values()]
+        candidates = list(request.candidates.all()) or [None]
+        for candidate in candidates:
+            tail = _candidate_fields(candidate).values() if candidate else [""] * len(CANDIDATE_COLUMNS)
+            writer.writerow(head + [_cell(v) for v in tail])
+        count += 1
+    return count
+
+
+def request_document(request: CompletionRequest) -> dict:
+    """Return the request as nested plain data: its fields, conversation, candidates and ballots."""
+    index_of = {c.pk: c.index for c in request.candidates.all()}
+    return {
+        **_request_fields(request),
+        "members": request.members,
+        "messages": request.messages,
+        "params": request.params,
+        "candidates": [_candidate_fields(c) for c in request.candidates.all()],
+        "ballots": [
+            {
+                **{name: getattr(ballot, name) for name in BALLOT_COLUMNS},
+                "marks": [
+                    {"candidate_index": index_of[mark.candidate_id], **{n: getattr(mark, n) for n in MARK_COLUMNS}}
+                    for mark in ballot.marks.all()
+                ],
+            }
+            for ballot in request.ballots.all()
+        ],
+    }
+
+
+def _request_fields(request: CompletionRequest) -> dict:
+    fields = {name: getattr(request, name) for name in REQUEST_COLUMNS}
+    fields["id"] = request.public_id  # the id clients saw in the API response
+    return fields
+
+
+def _candidate_fields(candidate: Candidate) -> dict:
+    return {name: getattr(candidate, name) for name in CANDIDATE_COLUMNS}
+
+
+def _cell(value) -> str:
+    """Return a CSV cell: ISO datetimes, empty for None, everything else as str()."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

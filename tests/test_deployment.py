@@ -1,0 +1,364 @@
+"""The container wiring, checked without a Docker engine.
+
+docker-compose.yml and deploy/litellm-config.yaml are parsed and cross-checked (the values a
+deployment would get are computed the way compose interpolates them); the Dockerfile is read
+instruction by instruction; docker/entrypoint.sh and docker/healthcheck.py are run for real against
+a throwaway SQLite database; `docker compose config` runs only where compose is installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+LITELLM_CONFIG = ROOT / "deploy" / "litellm-config.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
+HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
+_VARIABLE_RE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(value: str, environ: dict[str, str]) -> str:
+    """Return `value` with compose-style ${...} references resolved from `environ`."""
+    def resolve(match: re.Match) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        current = environ.get(name)
+        missing = current is None or (current == "" and op and op.startswith(":"))
+        if op and op.endswith("?") and missing:
+            raise LookupError(f"{name}: {arg}")
+        if op and op.endswith("-") and missing:
+            return arg
+        return current or ""
+    return _VARIABLE_RE.sub(resolve, value)
+
+
+def variables_in(value: str) -> set[str]:
+    """Return the names of the variables `value` refers to."""
+    return {match["name"] for match in _VARIABLE_RE.finditer(value)}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def trio_env(services) -> dict[str, str]:
+    """Return the trio service's environment as declared (before interpolation)."""
+    return services["trio"]["environment"]
+
+
+@pytest.fixture(scope="module")
+def deployed_env(trio_env) -> dict[str, str]:
+    """Return the trio service's environment as a fresh deployment gets it (only the secret set)."""
+    return {key: interpolate(str(value), {"DJANGO_SECRET_KEY": "s3cret"}) for key, value in trio_env.items()}
+
+
+@pytest.fixture(scope="module")
+def litellm_config() -> dict:
+    return yaml.safe_load(LITELLM_CONFIG.read_text())
+
+
+# --- docker-compose.yml ------------------------------------------------------------------------
+
+def test_trio_waits_for_a_healthy_postgres_and_starts_after_litellm(services):
+    depends_on = services["trio"]["depends_on"]
+    assert depends_on["postgres"]["condition"] == "service_healthy"
+    assert "litellm" in depends_on
+
+
+def test_postgres_has_a_readiness_healthcheck_and_keeps_its_data_in_a_named_volume(compose, services):
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:16")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    volume, _, target = postgres["volumes"][0].partition(":")
+    assert target.startswith("/var/lib/postgresql/data")
+    assert volume in compose["volumes"]
+
+
+def test_trio_uses_the_postgres_service_with_its_credentials(services, deployed_env):
+    postgres_env = {k: interpolate(str(v), {}) for k, v in services["postgres"]["environment"].items()}
+    url = urlsplit(deployed_env["DATABASE_URL"])
+    assert url.scheme in ("postgres", "postgresql")
+    assert (url.hostname, url.port or 5432) == ("postgres", 5432)
+    assert url.username == postgres_env["POSTGRES_USER"]
+    assert url.password == postgres_env["POSTGRES_PASSWORD"]
+    assert url.path.lstrip("/") == postgres_env["POSTGRES_DB"]
+
+
+def test_the_backend_key_and_litellms_master_key_come_from_one_variable(services, trio_env):
+    litellm_env = services["litellm"]["environment"]
+    assert trio_env["TRIO_BACKEND_API_KEY"] == litellm_env["LITELLM_MASTER_KEY"]
+    assert variables_in(trio_env["TRIO_BACKEND_API_KEY"]) == {"LITELLM_MASTER_KEY"}
+    # Overriding the one variable changes both sides.
+    custom = {"LITELLM_MASTER_KEY": "sk-custom"}
+    assert interpolate(trio_env["TRIO_BACKEND_API_KEY"], custom) == "sk-custom"
+    assert interpolate(litellm_env["LITELLM_MASTER_KEY"], custom) == "sk-custom"
+
+
+def test_trio_talks_to_the_litellm_service_on_the_port_litellm_listens_on(services, deployed_env):
+    command = services["litellm"]["command"]
+    listen_port = int(command[command.index("--port") + 1])
+    url = urlsplit(deployed_env["TRIO_BACKEND_URL"])
+    assert (url.hostname, url.port) == ("litellm", listen_port)
+
+
+def test_litellm_serves_the_mounted_config_with_the_master_key(services, litellm_config):
+    litellm = services["litellm"]
+    assert litellm["image"].startswith("ghcr.io/berriai/litellm")
+    command = litellm["command"]
+    config_path = command[command.index("--config") + 1]
+    mounts = {target.split(":")[0]: source for source, target in (v.split(":", 1) for v in litellm["volumes"])}
+    assert Path(ROOT, mounts[config_path]).resolve() == LITELLM_CONFIG
+    assert litellm_config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+
+
+def test_every_default_trio_model_is_in_the_litellm_config(deployed_env, litellm_config):
+    served = {entry["model_name"] for entry in litellm_config["model_list"]}
+    members = [name.strip() for name in deployed_env["TRIO_MODELS"].split(",")]
+    assert members == ["default", "llama3.2-3b", "mistral"]
+    assert set(members) <= served
+
+
+def test_the_litellm_models_point_at_the_ollama_service(services, litellm_config):
+    api_base = interpolate(services["litellm"]["environment"]["OLLAMA_API_BASE"], {})
+    for entry in litellm_config["model_list"]:
+        params = entry["litellm_params"]
+        assert params["model"].startswith(("ollama/", "ollama_chat/"))
+        assert params["api_base"] == "os.environ/OLLAMA_API_BASE"
+    assert urlsplit(api_base)[1] == "ollama:11434"
+
+
+def test_ollama_and_its_model_download_only_start_with_the_llm_profile(services):
+    assert services["ollama"]["profiles"] == ["llm"]
+    assert services["ollama"]["volumes"]
+    assert services["ollama-pull"]["profiles"] == ["llm"]
+    assert all("profiles" not in services[name] for name in ("trio", "postgres", "litellm"))
+
+
+def test_plain_http_is_served_only_on_the_loopback_interface_by_default(services, deployed_env):
+    """Production settings redirect to HTTPS; compose turns that off, so it must not publish widely."""
+    published = interpolate(services["trio"]["ports"][0], {})
+    assert published == "127.0.0.1:8000:8000"
+    assert deployed_env["TRIO_HTTPS"] == "false"
+
+
+def test_the_django_secret_key_has_no_default_in_production(trio_env):
+    assert interpolate(trio_env["TRIO_ENV"], {}) == "production"
+    with pytest.raises(LookupError, match="DJANGO_SECRET_KEY"):
+        interpolate(trio_env["DJANGO_SECRET_KEY"], {})
+
+
+def _compose_command() -> list[str] | None:
+    """Return the installed compose command (v2 plugin first), or None."""
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) is None:
+            continue
+        probe = subprocess.run([*command, "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return command
+    return None
+
+
+@pytest.fixture(scope="module")
+def compose_command():
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` (v2 plugin) nor `docker-compose` is installed here; "
+                    "the structure tests above still ran")
+    return command
+
+
+def _compose_config(command: list[str], env_file: Path, environ: dict) -> subprocess.CompletedProcess:
+    # An explicit, empty --env-file: a developer's own .env must not change the result.
+    return subprocess.run(
+        [*command, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "--profile", "llm", "config", "-q"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **environ},
+    )
+
+
+def test_docker_compose_accepts_the_file(compose_command, tmp_path):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    result = _compose_config(compose_command, env_file, {"DJANGO_SECRET_KEY": "s3cret"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_to_start_without_a_secret_key(compose_command, tmp_path):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    result = _compose_config(compose_command, env_file, {})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+# --- Dockerfile and .dockerignore --------------------------------------------------------------
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """Return the Dockerfile's (INSTRUCTION, arguments) pairs, continuation lines joined."""
+    logical, pending = [], ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def test_the_image_is_python_312_slim():
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", "python:3.12-slim")
+
+
+def test_it_runs_as_a_non_root_user():
+    users = [args for name, args in dockerfile_instructions() if name == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_dependencies_are_installed_before_the_code_is_copied():
+    """So that a code change reuses the cached dependency layer."""
+    steps = [f"{name} {args}" for name, args in dockerfile_instructions()]
+    copy_requirements = steps.index("COPY requirements.txt .")
+    pip_install = next(i for i, step in enumerate(steps) if step.startswith("RUN pip install -r requirements.txt"))
+    copy_code = steps.index("COPY . .")
+    assert copy_requirements < pip_install < copy_code
+
+
+def test_static_files_are_collected_at_build_before_production_settings_apply():
+    steps = dockerfile_instructions()
+    collect = next(i for i, (name, args) in enumerate(steps) if name == "RUN" and "collectstatic --noinput" in args)
+    production = next(i for i, (name, args) in enumerate(steps) if name == "ENV" and "TRIO_ENV=production" in args)
+    assert collect < production
+
+
+def test_the_healthcheck_probes_liveness_with_the_healthcheck_script():
+    healthchecks = [args for name, args in dockerfile_instructions() if name == "HEALTHCHECK"]
+    assert len(healthchecks) == 1 and "docker/healthcheck.py" in healthchecks[0]
+    assert re.search(r'http://127\.0\.0\.1:\{port\}/health"', HEALTHCHECK.read_text())
+
+
+def test_the_entrypoint_serves_the_asgi_app_with_uvicorn_workers():
+    entrypoints = [args for name, args in dockerfile_instructions() if name == "ENTRYPOINT"]
+    assert entrypoints == ['["/app/docker/entrypoint.sh"]']
+    script = ENTRYPOINT.read_text()
+    assert os.access(ENTRYPOINT, os.X_OK), "docker/entrypoint.sh must be executable (git mode 100755)"
+    assert "exec gunicorn trio_site.asgi:application" in script
+    assert "--worker-class uvicorn_worker.UvicornWorker" in script
+    assert script.index("migrate --noinput") < script.index("ensure_admin") < script.index("exec gunicorn")
+
+
+def test_the_build_context_leaves_out_secrets_and_local_state():
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".env", ".venv", ".git", "*.sqlite3", "staticfiles"} <= ignored
+    assert not ignored & {"requirements.txt", "manage.py", "ensemble", "trio_site", "templates", "docker"}
+
+
+# --- the scripts the image runs, run here --------------------------------------------------------
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_healthcheck(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True, timeout=30)
+
+
+def container_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Return an environment like the image's: production settings, nothing inherited from tests."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{venv_bin}:{os.environ['PATH']}", "HOME": str(tmp_path), "TRIO_ENV": "production",
+        "DJANGO_SECRET_KEY": "test-only-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'trio.sqlite3'}",
+        "TRIO_PORT": str(free_port()), "WEB_CONCURRENCY": "1", "TRIO_ADMIN_PASSWORD": "correct-horse",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("allowed, expected", [
+    ("", "localhost"),
+    ("trio.example.com,localhost", "trio.example.com"),
+    (" *", "localhost"),
+    (".example.com", "example.com"),
+])
+def test_the_healthcheck_presents_itself_as_an_allowed_host(allowed, expected):
+    spec = importlib.util.spec_from_file_location("docker_healthcheck", HEALTHCHECK)
+    healthcheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(healthcheck)
+    assert healthcheck.host_header(allowed) == expected
+
+
+def test_the_healthcheck_fails_when_nothing_listens(tmp_path):
+    result = run_healthcheck(container_env(tmp_path))
+    assert result.returncode == 1
+    assert "unhealthy" in result.stderr
+
+
+def test_the_entrypoint_migrates_creates_the_admin_and_serves_until_stopped(tmp_path):
+    env = container_env(tmp_path, DJANGO_ALLOWED_HOSTS="trio.example.com")
+    server = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while run_healthcheck(env).returncode != 0:
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "gunicorn did not answer /health within 30 s"
+            time.sleep(0.3)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    # exec: gunicorn itself got the SIGTERM and shut down cleanly.
+    assert server.returncode == 0, output
+    assert "Created admin user 'admin'" in output
+    with sqlite3.connect(tmp_path / "trio.sqlite3") as db:
+        assert db.execute("SELECT username FROM auth_user WHERE is_superuser").fetchall() == [("admin",)]
+        assert db.execute("SELECT COUNT(*) FROM django_migrations WHERE app = 'ensemble'").fetchone()[0] >= 1
+
+
+def test_the_entrypoint_runs_a_one_off_command_instead_when_given_one(tmp_path):
+    result = subprocess.run([str(ENTRYPOINT), "python", "-c", "import os; print(os.getcwd())"],
+                            env=container_env(tmp_path), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ROOT)
+    assert not (tmp_path / "trio.sqlite3").exists()  # no migrations for one-off commands
+
+
+def test_collectstatic_succeeds_as_the_image_build_runs_it(tmp_path):
+    """No DATABASE_URL, no secret, no TRIO_ENV: the build has none of them."""
+    script = (
+        "import sys, django; from django.conf import settings; django.setup(); "
+        "settings.STATIC_ROOT = sys.argv[1]; "
+        "from django.core.management import call_command; call_command('collectstatic', '--noinput', verbosity=0)"
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "trio_site.settings"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "static")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "static" / "admin" / "css" / "base.css").exists()
