@@ -1,7 +1,8 @@
 """Read-only admin for vote history: history is immutable, so nothing here can add, change or delete."""
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import Ballot, BallotMark, Candidate, CompletionRequest
+from .api.auth import api_keys_revoke
+from .models import ApiKey, Ballot, BallotMark, Candidate, CompletionRequest
 
 
 class ReadOnlyMixin:
@@ -71,3 +72,26 @@ class BallotMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("request",)
     readonly_fields = [f.name for f in BallotMark._meta.fields]
     show_full_result_count = False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created with `manage.py create_api_key` (the only time a key is shown) and revoked here."""
+
+    list_display = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    fields = ("name", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # a key made here could never be shown: use the create_api_key command
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: stored requests keep pointing at the key that made them
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        count = api_keys_revoke(queryset)
+        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)

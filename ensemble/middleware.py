@@ -1,11 +1,17 @@
-"""Keep every error under /v1/ in the OpenAI JSON shape, whatever part of Django produced it."""
+"""Keep every error under /v1/ in the OpenAI JSON shape, whatever part of Django produced it.
+
+`BodySizeLimit` is not Django middleware but an ASGI wrapper (see trio_site/asgi.py): it must run
+before Django's ASGI handler, which reads the whole body before any middleware sees the request.
+"""
 from __future__ import annotations
 
 from http import HTTPStatus
 
+import orjson
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 
-from .api.errors import openai_error
+from .api.errors import error_body, openai_error
 
 API_PREFIX = "/v1/"
 
@@ -52,3 +58,58 @@ class OpenAIErrorMiddleware:
             message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Bad request."
         kind = "api_error" if status >= 500 else "invalid_request_error"
         return openai_error(status, message, type=kind, code=_CODES.get(status))
+
+
+class BodySizeLimit:
+    """ASGI wrapper: answer 413 to a body over DATA_UPLOAD_MAX_MEMORY_SIZE without receiving it.
+
+    Django's ASGI handler spools every body to a temporary file before any middleware or view runs,
+    so without this a 1 GB upload costs 1 GB of disk before `request.body` refuses it. A declared
+    Content-Length is refused before a byte is read; a chunked body is cut off once it passes the limit.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is None:  # Django's "no limit"
+            return await self.app(scope, receive, send)
+        if _declared_length(scope) > limit:
+            return await _send_too_large(send)
+        received = 0
+
+        async def receive_within_limit():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Django treats a disconnect while reading the body as "send nothing", so
+                    # the 413 below is the only response.
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+        if received > limit:
+            await _send_too_large(send)
+
+
+def _declared_length(scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0  # the server has already refused malformed ones
+    return 0
+
+
+async def _send_too_large(send) -> None:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = orjson.dumps(error_body(f"The request body is larger than the {limit}-byte limit.",
+                                   code="request_too_large"))
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the unread rest of the body makes the connection unusable
+    ]})
+    await send({"type": "http.response.body", "body": body})

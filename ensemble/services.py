@@ -6,6 +6,7 @@ is written in one transaction (`completion_record`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from .backend import (
     client_for_running_loop, monotonic_ms,
 )
 from .ensembles import Ensemble
+from .metrics import completion_observe
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .rounds import RoundPolicy, run_round
@@ -48,12 +50,14 @@ class NoCandidates(Exception):
 
 async def completion_create(
     *, messages: list[dict], params: dict, ensemble: Ensemble, client: BackendClient | None = None,
+    api_key_id: int | None = None,
 ) -> CompletionOutcome:
     """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
     client = client or client_for_running_loop()
     outcome = CompletionOutcome(
         id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble,
         messages=messages, params={k: params[k] for k in GENERATION_PARAMS if k in params},
+        api_key_id=api_key_id,
     )
     started = time.monotonic()
     deadline_at = started + settings.TRIO_DEADLINE
@@ -69,9 +73,11 @@ async def completion_create(
         # The client hung up (Django cancels the view). Keep what was learned, then stop.
         outcome.status, outcome.error = "cancelled", "client disconnected before the answer"
         outcome.latency_ms = monotonic_ms(started)
+        completion_observe(outcome)
         await asyncio.shield(completion_record_async(outcome))
         raise
     outcome.latency_ms = monotonic_ms(started)
+    completion_observe(outcome)
     await completion_record_async(outcome)
     if outcome.winner is None:
         raise NoCandidates(outcome)
@@ -80,7 +86,9 @@ async def completion_create(
 
 def _round_policy(size: int, deadline_at: float) -> RoundPolicy:
     grace_seconds, grace_factor = settings.TRIO_STRAGGLER_GRACE
-    quorum = settings.TRIO_QUORUM or max(1, size - 1)
+    # All but one, but never a single call: with two voters, "all but one" would let the fastest
+    # ballot alone decide the vote.
+    quorum = settings.TRIO_QUORUM or max(size - 1, min(size, 2))
     return RoundPolicy(quorum, grace_seconds, grace_factor, deadline_at)
 
 
@@ -229,6 +237,8 @@ async def _record_retrying(outcome: CompletionOutcome) -> None:
 
 def completion_record(outcome: CompletionOutcome) -> CompletionRequest:
     """Write the request, its candidates, ballots and marks: one transaction, four INSERTs."""
+    if not settings.TRIO_STORE_CONTENT:
+        outcome = _without_content(outcome)
     with transaction.atomic():
         request = CompletionRequest.objects.create(**_request_fields(outcome))
         candidates = Candidate.objects.bulk_create(
@@ -245,6 +255,16 @@ def completion_record(outcome: CompletionOutcome) -> CompletionRequest:
     return request
 
 
+def _without_content(outcome: CompletionOutcome) -> CompletionOutcome:
+    """Return a copy keeping metadata and votes but no prompt, answer or ballot text."""
+    return dataclasses.replace(
+        outcome,
+        messages=[{"role": m.get("role")} for m in outcome.messages],
+        candidates=[dataclasses.replace(c, content="") for c in outcome.candidates],
+        ballots=[dataclasses.replace(b, raw_text="") for b in outcome.ballots],
+    )
+
+
 def _request_fields(outcome: CompletionOutcome) -> dict:
     winner = outcome.winner
     usage = outcome.total_usage
@@ -257,6 +277,7 @@ def _request_fields(outcome: CompletionOutcome) -> dict:
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
         voting_ms=outcome.voting_ms, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
+        api_key_id=outcome.api_key_id,
     )
 
 

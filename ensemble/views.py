@@ -1,16 +1,27 @@
 """HTML pages and plain endpoints outside the OpenAI API."""
 import asyncio
+import hmac
 
 from asgiref.sync import sync_to_async
 from django.db import Error as DatabaseError
 from django.db import connection
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 
 from .backend import BackendError, client_for_running_loop
+from .metrics import CONTENT_TYPE_LATEST, metrics_exposition
 
 # Readiness answers within this many seconds even when a dependency hangs: a probe that hangs
 # itself is reported by the orchestrator as a bare timeout, which names nothing.
 READY_TIMEOUT = 3.0
+
+
+async def metrics(request):
+    """Prometheus scrape endpoint; bearer-token protected when TRIO_METRICS_TOKEN is set."""
+    token = settings.TRIO_METRICS_TOKEN
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 async def health(request):

@@ -5,4 +5,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from ensemble.middleware import BodySizeLimit  # noqa: E402  (needs the settings configured above)
+
+# Refuses oversized bodies before Django's handler spools them to disk.
+application = BodySizeLimit(django_application)

@@ -78,6 +78,8 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
 # "production" makes the insecure development defaults refuse to apply.
 TRIO_ENV = env_choice("TRIO_ENV", "development", {"development", "production"})
 DEBUG = env_bool("DJANGO_DEBUG", False)
+if DEBUG and TRIO_ENV == "production":
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off when TRIO_ENV=production: debug pages show settings.")
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -96,11 +98,20 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "corsheaders",
     "ensemble",
 ]
 
 MIDDLEWARE = [
+    # Native async, outermost so every response (errors included) carries X-Request-ID.
+    "ensemble.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files under ASGI (WhiteNoise is sync-only); native async.
+    "servestatic.middleware.ServeStaticMiddleware",
+    # Native async (not MiddlewareMixin), so it costs no hop to the sync thread; above the error
+    # middleware so that JSON errors carry CORS headers too and browsers can read them.
+    "corsheaders.middleware.CorsMiddleware",
     "ensemble.middleware.OpenAIErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -171,26 +182,89 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Outside production, serve straight from the apps' static folders (no collectstatic needed);
+# production serves the collected, compressed and cache-busted files.
+SERVESTATIC_USE_FINDERS = TRIO_ENV != "production"
 
 # A completion body carries whole conversations; Django's 2.5 MB default is too small for long
 # chats, unbounded is an easy denial of service.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("TRIO_MAX_BODY_BYTES", 10 * 1024 * 1024, cast=int, minimum=1024)
 
+# --- HTTPS, cookies, CORS, API keys ------------------------------------------------------------
+# Clients reach Trio over HTTPS, directly or through a TLS-terminating proxy: on by default in
+# production. Turn it off only for plain HTTP on a trusted network (docker compose on localhost).
+TRIO_HTTPS = env_bool("TRIO_HTTPS", TRIO_ENV == "production")
+# Behind a proxy that terminates TLS, Django sees plain HTTP and would redirect forever: trust the
+# proxy's X-Forwarded-Proto. Only when the proxy overwrites that header, or any client can claim HTTPS.
+if env_bool("TRIO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Off when the proxy already redirects HTTP to HTTPS.
+SECURE_SSL_REDIRECT = env_bool("TRIO_SSL_REDIRECT", TRIO_HTTPS)
+# Container health probes call /health and /health/ready over plain HTTP from inside: answer them.
+SECURE_REDIRECT_EXEMPT = [r"^health(/|$)"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TRIO_HTTPS
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# HSTS is only sent on HTTPS responses. A year, as Django's deploy check asks.
+SECURE_HSTS_SECONDS = env_number("TRIO_HSTS_SECONDS", 365 * 24 * 3600 if TRIO_HTTPS else 0, cast=int, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TRIO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("TRIO_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # Preloading commits the whole domain to HTTPS in browsers' built-in lists for months, so it is
+    # the domain owner's opt-in; Django's deploy check (W021) merely suggests it.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Browser apps on these origins may call /v1/ (with an API key like anyone else). None by default.
+CORS_ALLOWED_ORIGINS = env_list("TRIO_CORS_ALLOWED_ORIGINS", "")
+CORS_URLS_REGEX = r"^/v1/.*$"
+CORS_EXPOSE_HEADERS = ["X-Trio-Details"]
+
+# Plaintext keys accepted besides the ApiKey rows (for deployments configured only by environment).
+# Either kind makes /v1/ require `Authorization: Bearer <key>`; with neither, the API is open.
+TRIO_API_KEYS = env_list("TRIO_API_KEYS", "")
+if any(len(key) < 20 for key in TRIO_API_KEYS):
+    raise ImproperlyConfigured("TRIO_API_KEYS: every key must be at least 20 characters (use create_api_key).")
+
 # --- REST framework ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["ensemble.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "ensemble.api.errors.openai_exception_handler",
 }
 
+# The schema served at /v1/openapi.json is public: it describes the API, it holds no secret.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Trio",
+    "DESCRIPTION": "An OpenAI-compatible chat API answered by an ensemble of models that vote.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ensemble.api.schema.add_health_path",
+    ],
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ensemble.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "ensemble.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if env_bool("TRIO_LOG_JSON", False) else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("TRIO_LOG_LEVEL", "INFO").upper()},
     # httpx logs every backend call at INFO: noise, and measurable CPU at hundreds of calls a second.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
@@ -212,6 +286,13 @@ TRIO_QUORUM = env_number("TRIO_QUORUM", 0, cast=int, minimum=0)
 TRIO_STRAGGLER_GRACE = env_grace("TRIO_STRAGGLER_GRACE", "0.5x")
 # Pause before the single retry of a call refused with 429/503 or a connection error.
 TRIO_RETRY_BACKOFF = env_number("TRIO_RETRY_BACKOFF", 0.2, minimum=0)
+# prometheus_client's multiprocess mode (needed with WEB_CONCURRENCY > 1): an empty writable dir.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+# When set, /metrics requires `Authorization: Bearer <token>`; otherwise protect it at the network.
+TRIO_METRICS_TOKEN = env_str("TRIO_METRICS_TOKEN")
+# 0 keeps metadata and votes but no prompt, answer or ballot text (for deployments that must
+# not keep conversations).
+TRIO_STORE_CONTENT = env_bool("TRIO_STORE_CONTENT", True)
 TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, minimum=16)
 # Upper bound on simultaneous backend connections per worker; keep-alive pool kept small on
 # purpose (httpx spends CPU scanning a large idle pool, encode/httpx#3215; see bench/).

@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from ensemble.views import health, health_ready
+from ensemble.views import health, health_ready, metrics
 
 urlpatterns = [
     path("v1/", include("ensemble.api.urls")),
     path("health", health, name="health"),
     path("health/ready", health_ready, name="health-ready"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

@@ -11,7 +11,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 
-def error_body(message: str, *, type: str, param: str | None = None, code: str | None = None) -> dict:
+def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
+               code: str | None = None) -> dict:
     """Return the OpenAI error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
@@ -87,6 +88,9 @@ def openai_exception_handler(exc, context):
         return Response(body, status=exc.status_code)
     if isinstance(exc, exceptions.APIException):
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
-        kind = "authentication_error" if code == "invalid_api_key" else "invalid_request_error"
-        return Response(error_body(str(exc.detail), type=kind, code=code), status=exc.status_code)
+        # OpenAI answers a missing or wrong key with type invalid_request_error too.
+        response = Response(error_body(str(exc.detail), code=code), status=exc.status_code)
+        if getattr(exc, "auth_header", None):
+            response["WWW-Authenticate"] = exc.auth_header  # set by DRF for 401s
+        return response
     return None  # anything else is a bug: the middleware turns it into a JSON 500 and logs it

@@ -5,6 +5,7 @@ so a client bug shows up here rather than as odd sampling later.
 """
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -38,6 +39,14 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+TEXT_PART_SCHEMA = {
+    "type": "object", "required": ["type", "text"],
+    "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}},
+}
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": TEXT_PART_SCHEMA}],
+                      "description": "Text, or a list of text parts. Null only for assistant messages."})
 class ContentField(serializers.Field):
     """A message's content: a string, or a list of `{"type": "text", "text": ...}` parts."""
 
@@ -73,8 +82,8 @@ class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
     # Assistant turns that only made tool calls have no content.
     content = ContentField(allow_null=True)
-    name = StrictCharField(required=False, max_length=256)
-    tool_call_id = StrictCharField(required=False, max_length=256)
+    name = StrictCharField(required=False, min_length=1, max_length=256)
+    tool_call_id = StrictCharField(required=False, min_length=1, max_length=256)
 
     def validate(self, attrs):
         if attrs.get("content") is None and attrs["role"] != "assistant":
@@ -82,15 +91,17 @@ class MessageSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "maxItems": 4, "items": {"type": "string"}}]})
 class StopField(serializers.Field):
     """`stop`: a string or up to four strings."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str) or (
-            isinstance(data, list) and len(data) <= 4 and all(isinstance(s, str) for s in data)
-        ):
-            return data
-        raise serializers.ValidationError("stop must be a string or a list of at most 4 strings.")
+        strings = [data] if isinstance(data, str) else data
+        if not isinstance(strings, list) or len(strings) > 4 or not all(isinstance(s, str) for s in strings):
+            raise serializers.ValidationError("stop must be a string or a list of at most 4 strings.")
+        if any("\x00" in s for s in strings):
+            raise serializers.ValidationError("stop must not contain NUL characters.")  # stored in params
+        return data
 
     def to_representation(self, value):
         return value
@@ -99,8 +110,8 @@ class StopField(serializers.Field):
 class ChatCompletionRequestSerializer(serializers.Serializer):
     """The fields of POST /v1/chat/completions that Trio reads; others are ignored, as OpenAI does."""
 
-    model = StrictCharField(max_length=200)
-    messages = serializers.ListField(child=MessageSerializer(), allow_empty=False, max_length=10_000)
+    model = StrictCharField(min_length=1, max_length=200)
+    messages = serializers.ListField(child=MessageSerializer(), allow_empty=False, min_length=1, max_length=10_000)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)

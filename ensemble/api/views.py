@@ -5,8 +5,9 @@ import time
 
 import orjson
 from adrf.views import APIView
-from django.http import HttpResponse, RawPostDataException
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, RawPostDataException
+from drf_spectacular.utils import extend_schema
 
 from .. import services
 from ..ensembles import ensemble_get, ensemble_names
@@ -14,6 +15,7 @@ from .errors import (
     BackendFailed, BackendTimedOut, BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType,
 )
 from .presenters import chat_completion_body, details_header
+from .schema import CHAT_ERRORS, CHAT_EXAMPLE, COMMON_ERRORS, ChatCompletionSerializer, ModelListSerializer
 from .serializers import ChatCompletionRequestSerializer, first_error
 
 # Server start, reported as the `created` time of the models we serve.
@@ -25,6 +27,8 @@ def json_response(body: dict, status: int = 200) -> HttpResponse:
 
 
 class ChatCompletionsView(APIView):
+    @extend_schema(operation_id="createChatCompletion", request=ChatCompletionRequestSerializer,
+                   examples=[CHAT_EXAMPLE], responses={200: ChatCompletionSerializer, **CHAT_ERRORS})
     async def post(self, request):
         payload = _validated(parse_json_body(request))
         ensemble = ensemble_get(payload["model"])
@@ -33,7 +37,8 @@ class ChatCompletionsView(APIView):
                                 f"{', '.join(ensemble_names())}.", param="model")
         try:
             outcome = await services.completion_create(
-                messages=payload["messages"], params=payload, ensemble=ensemble
+                messages=payload["messages"], params=payload, ensemble=ensemble,
+                api_key_id=request.auth.pk if request.auth else None,  # set by ApiKeyAuthentication
             )
         except services.NoCandidates as exc:
             failure = BackendTimedOut if exc.outcome.all_timed_out else BackendFailed
@@ -44,6 +49,7 @@ class ChatCompletionsView(APIView):
 
 
 class ModelsView(APIView):
+    @extend_schema(operation_id="listModels", responses={200: ModelListSerializer, **COMMON_ERRORS})
     async def get(self, request):
         data = [{"id": name, "object": "model", "created": STARTED_AT, "owned_by": "trio"}
                 for name in ensemble_names()]

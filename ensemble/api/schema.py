@@ -1,0 +1,140 @@
+"""The OpenAPI description of what the API answers: response bodies, the error envelope, /health.
+
+The serializers here only describe; nothing instantiates them. They follow presenters.py and
+errors.py field by field, and tests/test_openapi_schemathesis.py checks real answers against them.
+"""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    type = serializers.CharField(help_text="invalid_request_error, or api_error for 5xx.")
+    param = serializers.CharField(allow_null=True, help_text="The request field at fault, e.g. messages[0].role.")
+    code = serializers.CharField(allow_null=True, help_text="e.g. invalid_value, model_not_found, invalid_api_key.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class UsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField(min_value=0)
+    completion_tokens = serializers.IntegerField(min_value=0)
+    total_tokens = serializers.IntegerField(min_value=0)
+
+
+class AssistantMessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["assistant"])
+    content = serializers.CharField(allow_blank=True)
+    refusal = serializers.CharField(allow_null=True)
+
+
+class ChoiceSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    message = AssistantMessageSerializer()
+    logprobs = serializers.DictField(allow_null=True)
+    finish_reason = serializers.CharField()
+
+
+class CandidateDetailSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    model = serializers.CharField()
+    status = serializers.CharField(help_text="ok, timeout, error, late or cancelled.")
+    response = serializers.CharField(allow_null=True, allow_blank=True)
+    error = serializers.CharField(allow_null=True)
+    accepted = serializers.IntegerField(help_text="Voters that accepted this answer.")
+    preferred = serializers.IntegerField(help_text="Voters that preferred this answer.")
+    rank = serializers.IntegerField(allow_null=True)
+    finish_reason = serializers.CharField(allow_null=True)
+    latency_ms = serializers.IntegerField()
+    usage = UsageSerializer()
+
+
+class BallotDetailSerializer(serializers.Serializer):
+    voter_index = serializers.IntegerField()
+    voter_model = serializers.CharField()
+    status = serializers.CharField(help_text="ok, unparseable, timeout, error, late or cancelled.")
+    shown_order = serializers.ListField(child=serializers.IntegerField())
+    accepted = serializers.ListField(child=serializers.IntegerField())
+    preferred = serializers.IntegerField(allow_null=True)
+    raw_text = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_null=True)
+    latency_ms = serializers.IntegerField()
+    usage = UsageSerializer()
+
+
+class TrioDetailsSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    ensemble = serializers.CharField()
+    status = serializers.CharField(help_text="ok, or partial when some members failed.")
+    winner_index = serializers.IntegerField(allow_null=True)
+    self_vote = serializers.BooleanField()
+    latency_ms = serializers.IntegerField()
+    generation_ms = serializers.IntegerField()
+    voting_ms = serializers.IntegerField()
+    usage_total = UsageSerializer(help_text="Every backend call of the request, generation and voting.")
+    candidates = CandidateDetailSerializer(many=True)
+    ballots = BallotDetailSerializer(many=True)
+
+
+class ChatCompletionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.ChoiceField(choices=["chat.completion"])
+    created = serializers.IntegerField()
+    model = serializers.CharField()
+    system_fingerprint = serializers.CharField(allow_null=True)
+    choices = ChoiceSerializer(many=True)
+    usage = UsageSerializer(help_text="The winning answer's usage, as the client's own model would report.")
+    trio = TrioDetailsSerializer()
+
+
+class ModelSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.ChoiceField(choices=["model"])
+    created = serializers.IntegerField()
+    owned_by = serializers.CharField()
+
+
+class ModelListSerializer(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["list"])
+    data = ModelSerializer(many=True)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+# Every error status the API answers with, each in the OpenAI error envelope.
+COMMON_ERRORS = {
+    401: _error("No API key, or a wrong or revoked one (code invalid_api_key), once any key exists."),
+    405: _error("Wrong HTTP method (code method_not_allowed)."),
+}
+CHAT_ERRORS = {
+    400: _error("Invalid JSON or an invalid field; `param` names it."),
+    **COMMON_ERRORS,
+    404: _error("No model by that name (code model_not_found)."),
+    413: _error("Body larger than TRIO_MAX_BODY_BYTES (code request_too_large)."),
+    415: _error("Content-Type is not application/json."),
+    502: _error("Every ensemble member failed (code backend_error)."),
+    504: _error("Every ensemble member timed out (code backend_timeout)."),
+}
+
+CHAT_EXAMPLE = OpenApiExample(
+    "Ask the trio", request_only=True,
+    value={"model": "trio", "messages": [{"role": "user", "content": "Name a prime number."}]},
+)
+
+
+def add_health_path(result, generator, request, public):
+    """drf-spectacular post-processing hook: describe /health, a plain Django view it cannot see."""
+    result["paths"]["/health"] = {"get": {
+        "operationId": "health", "summary": "Liveness: 200 while the process answers.", "tags": ["health"],
+        "security": [{}],
+        "responses": {"200": {"description": "The process is up.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}},
+        }}}}},
+    }}
+    return result

@@ -1,0 +1,90 @@
+"""Request ids and log formatting: every log line of a request carries its X-Request-ID.
+
+`RequestIdMiddleware` takes the caller's X-Request-ID (when it is a sane token) or makes one,
+keeps it in a context variable for the duration of the request (asyncio tasks and sync_to_async
+threads inherit it), and echoes it on the response. `RequestIdFilter` puts it on log records;
+`JsonFormatter` writes one JSON object per line when TRIO_LOG_JSON=1.
+"""
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Accept what proxies and clients commonly send (UUIDs, hex, base64url) and nothing that could
+# smuggle a second header or a log line.
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Bind a request id for the request's lifetime and return it as X-Request-ID."""
+
+    async_capable = True
+    sync_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token = self._bind(request)
+        try:
+            return self._tag(self.get_response(request))
+        finally:
+            request_id_var.reset(token)
+
+    async def _acall(self, request):
+        token = self._bind(request)
+        try:
+            return self._tag(await self.get_response(request))
+        finally:
+            request_id_var.reset(token)
+
+    @staticmethod
+    def _bind(request) -> contextvars.Token:
+        given = request.headers.get("X-Request-ID", "")
+        request.request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
+        return request_id_var.set(request.request_id)
+
+    @staticmethod
+    def _tag(response):
+        response["X-Request-ID"] = request_id_var.get()
+        return response
+
+
+class RequestIdFilter(logging.Filter):
+    """Add `request_id` to every record (\"-\" outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object: time, level, logger, message, request id and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        payload.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)

@@ -1,0 +1,66 @@
+"""Request ids, the per-completion log line, JSON logs, Prometheus metrics and content-free storage."""
+import json
+import logging
+
+from ensemble.logs import JsonFormatter, RequestIdFilter, request_id_var
+from ensemble.models import Ballot, Candidate, CompletionRequest
+
+BODY = {"model": "trio", "messages": [{"role": "system", "content": "secret system"},
+                                      {"role": "user", "content": "secret question"}]}
+
+
+def test_a_sane_request_id_is_echoed_and_a_missing_one_generated(http):
+    assert http.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    generated = http.get("/health").headers["X-Request-ID"]
+    assert len(generated) == 32 and generated != "abc-123"
+    hostile = http.get("/health", headers={"X-Request-ID": "x" * 300}).headers["X-Request-ID"]
+    assert hostile != "x" * 300
+
+
+def test_one_log_line_per_completion_names_the_request_winner_and_members(http, caplog):
+    with caplog.at_level(logging.INFO, logger="ensemble.completions"):
+        response = http.post("/v1/chat/completions", json=BODY, headers={"X-Request-ID": "req-42"})
+
+    lines = [r for r in caplog.records if r.name == "ensemble.completions"]
+    assert len(lines) == 1
+    record = lines[0]
+    assert response.json()["id"] in record.getMessage()
+    assert record.winner == "alpha@quality=0.9" and record.status == "ok"
+    assert [m["status"] for m in record.members] == ["ok", "ok", "ok"]
+    assert response.headers["X-Request-ID"] == "req-42"
+
+
+def test_json_logs_carry_the_request_id_and_the_extras():
+    record = logging.makeLogRecord({"name": "ensemble.completions", "levelno": logging.INFO, "levelname": "INFO",
+                                    "msg": "completion %s", "args": ("trio-1",), "winner": "alpha"})
+    token = request_id_var.set("rid-7")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        request_id_var.reset(token)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "completion trio-1" and line["request_id"] == "rid-7" and line["winner"] == "alpha"
+
+
+def test_metrics_count_completions_calls_and_votes(http):
+    http.post("/v1/chat/completions", json=BODY)
+    text = http.get("/metrics").text
+    assert 'trio_completions_total{ensemble="trio",status="ok"}' in text
+    assert 'trio_backend_call_seconds_count{model="alpha@quality=0.9",round="generation",status="ok"}' in text
+    assert 'trio_ballots_total{status="ok",voter_model="beta@quality=0.6"}' in text
+    assert 'trio_wins_total{ensemble="trio",model="alpha@quality=0.9"}' in text
+
+
+def test_without_content_storage_the_votes_are_kept_but_no_text(http, trio_settings):
+    trio_settings.TRIO_STORE_CONTENT = False
+
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+    request = CompletionRequest.objects.get()
+    assert request.messages == [{"role": "system"}, {"role": "user"}] and request.prompt_excerpt == ""
+    assert request.winner_model == "alpha@quality=0.9" and request.voter_count == 3
+    assert set(Candidate.objects.values_list("content", flat=True)) == {""}
+    assert set(Ballot.objects.values_list("raw_text", flat=True)) == {""}
+    stored = json.dumps(list(CompletionRequest.objects.values()), default=str) + json.dumps(list(Candidate.objects.values()), default=str)
+    assert "secret" not in stored
