@@ -7,6 +7,7 @@ over indexed columns instead of joins across four tables.
 import uuid
 
 from django.db import models
+from django.urls import reverse
 
 
 class RequestStatus(models.TextChoices):
@@ -64,7 +65,11 @@ class CompletionRequest(UsageFields):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created")]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="request_status_created"),
+            # Leaderboard filtered by ensemble (and window).
+            models.Index(fields=["ensemble", "created_at"], name="request_ensemble_created"),
+        ]
 
     def __str__(self):
         return f"trio-{self.id.hex}"
@@ -72,6 +77,9 @@ class CompletionRequest(UsageFields):
     @property
     def public_id(self) -> str:
         return f"trio-{self.id.hex}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("pages:vote-detail", args=[self.pk])
 
 
 class Candidate(UsageFields):
@@ -93,7 +101,11 @@ class Candidate(UsageFields):
     class Meta:
         ordering = ["request", "index"]
         constraints = [models.UniqueConstraint(fields=["request", "index"], name="candidate_unique_index")]
-        indexes = [models.Index(fields=["model", "status"], name="candidate_model_status")]
+        indexes = [
+            models.Index(fields=["model", "status"], name="candidate_model_status"),
+            # Leaderboard median latency: the middle rows of one model's successful calls, in order.
+            models.Index(fields=["model", "status", "latency_ms"], name="candidate_model_latency"),
+        ]
 
     def __str__(self):
         return f"{self.model} #{self.index}"
@@ -138,6 +150,11 @@ class BallotMark(models.Model):
         constraints = [models.UniqueConstraint(fields=["ballot", "candidate"], name="mark_unique_candidate")]
         indexes = [
             models.Index(fields=["author_model", "voter_model"], name="mark_author_voter"),
+            # Leaderboard: covers the per-author tallies so they never read the table itself.
+            models.Index(fields=["author_model", "counted", "accepted", "preferred", "is_self", "request"],
+                         name="mark_author_tally"),
+            # Head-to-head: a ballot's counted marks and which one it preferred, without the table.
+            models.Index(fields=["ballot", "counted", "preferred", "author_model"], name="mark_ballot_verdict"),
         ]
 
     def __str__(self):

@@ -9,4 +9,5 @@ urlpatterns = [
     path("health/ready", health_ready, name="health-ready"),
     path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    path("", include("ensemble.page_urls")),
 ]

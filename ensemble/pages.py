@@ -1,0 +1,148 @@
+"""HTML pages (and their JSON twin) over the vote history: staff only, read only.
+
+Each view parses its query string, calls a selector, renders. Prompts and answers are private
+data, so every page requires a logged-in staff member: anonymous visitors are sent to the login
+page, other users get 403.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import render, resolve_url
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from . import charts, ratings, selectors
+from .models import RequestStatus
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+def staff_required(view):
+    """Let staff through; send anonymous visitors to log in; refuse everyone else with 403.
+
+    `user_passes_test` would send a logged-in non-staff user back to the login page in a loop.
+    """
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied("Vote history is for staff only.")
+        return view(request, *args, **kwargs)
+    return guarded
+
+
+class HistoryFilters(forms.Form):
+    model = forms.CharField(required=False, max_length=200)
+    status = forms.ChoiceField(required=False, choices=[("", "any")] + RequestStatus.choices)
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+    search = forms.CharField(required=False, max_length=300, strip=True)
+    per_page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
+
+
+@require_safe
+@staff_required
+def vote_list(request):
+    form = HistoryFilters(request.GET)
+    form.is_valid()  # a field that does not validate is shown with its error and not applied
+    filters = dict(form.cleaned_data)
+    per_page = filters.pop("per_page", None) or PAGE_SIZE
+    page = Paginator(selectors.request_history(**filters), per_page).get_page(request.GET.get("page"))
+    return render(request, "ensemble/vote_list.html", {
+        "form": form, "page": page, "filtered": any(filters.values()),
+        "models": selectors.history_models(), "statuses": RequestStatus.choices,
+    })
+
+
+@require_safe
+@staff_required
+def vote_detail(request, pk):
+    detail = selectors.request_detail(request_id=pk)
+    if detail is None:
+        raise Http404("No request with this id.")
+    return render(request, "ensemble/vote_detail.html", {
+        "detail": detail, "request_row": detail.request, "timeline": charts.call_timeline(detail),
+    })
+
+
+def _leaderboard_from(request) -> selectors.Leaderboard:
+    return selectors.leaderboard(
+        window=request.GET.get("window", selectors.DEFAULT_WINDOW),
+        ensemble=request.GET.get("ensemble", ""),
+        sort=request.GET.get("sort", selectors.DEFAULT_SORT),
+    )
+
+
+# Leaderboard columns: (sort key, label, what it means).
+COLUMNS = (
+    ("model", "Model", "Backend model"),
+    ("participated", "Requests", "Requests with a winner in which the model had a candidate"),
+    ("wins", "Wins", "Requests its candidate won"),
+    ("win_rate", "Win rate [95%]", "Wins / requests, with the 95% Wilson interval"),
+    ("acceptance_rate", "Accepted", "Share of counted ballot marks on its candidates that accepted them"),
+    ("preference_rate", "Preferred", "Share of counted ballot marks on its candidates that preferred them"),
+    ("self_preference_rate", "Self-pref. vs others", "How often it prefers itself vs how often others prefer it"),
+    ("invalid_ballot_rate", "Invalid ballots", "Unparseable ballots / ballots it answered"),
+    ("error_rate", "Errors/timeouts", "Failed or timed-out answers / answer calls"),
+    ("median_latency_ms", "Median latency", "Median latency of its successful answers"),
+)
+
+
+def _sort_headers(sort: str) -> list[dict]:
+    """Return the column headers with the sort each one links to (a second click reverses it)."""
+    headers = []
+    for key, label, help_text in COLUMNS:
+        state = {key: "ascending", f"-{key}": "descending"}.get(sort)
+        first = key if key == "model" else f"-{key}"  # names A→Z, numbers biggest first
+        next_sort = first if state is None else (key if state == "descending" else f"-{key}")
+        headers.append({"key": key, "label": label, "help": help_text, "state": state, "next": next_sort})
+    return headers
+
+
+@require_safe
+@staff_required
+def leaderboard(request):
+    board = _leaderboard_from(request)
+    palette = charts.colours(board.models)
+    sort = request.GET.get("sort", selectors.DEFAULT_SORT)
+    sort = sort if sort.lstrip("-") in selectors.SORTS else selectors.DEFAULT_SORT
+    return render(request, "ensemble/leaderboard.html", {
+        "board": board, "sort": sort, "headers": _sort_headers(sort),
+        "min_comparisons": ratings.MIN_COMPARISONS,
+        "windows": [(key, label) for key, (label, *_) in selectors.WINDOWS.items()],
+        "ensembles": selectors.history_ensembles(),
+        "win_rate_chart": charts.win_rate_intervals(board.standings, palette) if board.standings else "",
+        "over_time_chart": charts.win_rate_over_time(board.over_time, palette) if board.over_time else "",
+    })
+
+
+@require_safe
+@staff_required
+def leaderboard_json(request):
+    board = _leaderboard_from(request)
+    return JsonResponse({
+        "window": board.window,
+        "ensemble": board.ensemble or None,
+        "since": board.since,
+        "generated_at": timezone.now(),
+        "models": [s.as_dict() for s in board.standings],
+        "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
+        "ratings": [
+            {"model": r.model, "rank": r.rank, "rating": round(r.rating, 1), "low": round(r.low, 1),
+             "high": round(r.high, 1), "comparisons": r.comparisons, "provisional": r.provisional}
+            for r in board.ratings
+        ],
+        "win_rate_over_time": [
+            {"bucket": bucket, "model": model, "participated": n, "wins": wins, "win_rate": wins / n}
+            for bucket, model, n, wins in board.over_time
+        ],
+    })

@@ -1,0 +1,224 @@
+"""Read queries (ensemble.selectors) on hand-built history whose every number is worked out below."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ensemble import selectors
+from ensemble.models import CompletionRequest
+from tests.factories import ago, vote
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def history():
+    """Four requests between models a, b, c. Comments give what each contributes.
+
+    r1 ok, trio, 1 h ago. a prefers itself; b prefers a; c prefers itself. Winner a (2 accepts, 2 prefs).
+    r2 partial, trio, 2 h ago. c timed out; a prefers b; b's ballot is unparseable. Winner b.
+    r3 failed, trio, 3 h ago. Everyone errored: no winner, nobody "participated".
+    r4 ok, duo (self-votes excluded), 10 days ago. a prefers itself (not counted); b prefers a. Winner a.
+    """
+    r1 = vote(members=["a", "b", "c"], created_at=ago(hours=1), prompt="What is the capital of France?",
+              ballots={0: ([0, 1], 0), 1: ([0, 1, 2], 0), 2: ([2], 2)}, latency_ms={0: 100, 1: 110, 2: 400})
+    r2 = vote(members=["a", "b", "c"], created_at=ago(hours=2), prompt="Write a haiku about rain",
+              failed={2: "timeout"}, ballots={0: ([1], 1), 1: "unparseable"}, latency_ms={0: 300, 1: 150, 2: 5000})
+    r3 = vote(members=["a", "b", "c"], created_at=ago(hours=3), prompt="Explain monads",
+              failed={0: "error", 1: "error", 2: "error"}, latency_ms={0: 9000, 1: 9000, 2: 9000})
+    r4 = vote(members=["a", "b"], ensemble="duo", self_vote=False, created_at=ago(days=10), prompt="Capital of Peru?",
+              ballots={0: ([0, 1], 0), 1: ([0, 1], 0)}, latency_ms={0: 200, 1: 130})
+    return r1, r2, r3, r4
+
+
+def standings(**kwargs) -> dict[str, selectors.Standing]:
+    return {s.model: s for s in selectors.leaderboard(bootstrap_rounds=20, **kwargs).standings}
+
+
+def test_the_fixture_is_what_its_docstring_says(history):
+    r1, r2, r3, r4 = (CompletionRequest.objects.get(pk=r.pk) for r in history)
+    assert [(r.status, r.winner_model, r.voter_count) for r in (r1, r2, r3, r4)] == [
+        ("ok", "a", 3), ("partial", "b", 1), ("failed", "", 0), ("ok", "a", 2)]
+
+
+def test_win_counts_and_rates_with_wilson_bounds(history):
+    board = standings()
+
+    assert {m: (s.participated, s.wins) for m, s in board.items()} == {"a": (3, 2), "b": (3, 1), "c": (2, 0)}
+    assert board["a"].win_rate == pytest.approx(2 / 3)
+    # Wilson 95% for 2/3, 1/3 and 0/2, worked by hand from the closed form.
+    assert board["a"].win_interval == pytest.approx((0.2077, 0.9385), abs=1e-4)
+    assert board["b"].win_interval == pytest.approx((0.0615, 0.7923), abs=1e-4)
+    assert board["c"].win_interval == pytest.approx((0.0, 0.6576), abs=1e-4)
+
+
+def test_acceptance_and_preference_received_use_counted_marks_only(history):
+    board = standings()
+
+    # a: r1 marks by a, b, c (2 accept, 2 prefer) + r2 its own rejecting mark + r4 b's preferring mark;
+    #    r4's self mark is not counted (duo excludes self-votes).
+    assert (board["a"].marks_received, board["a"].accepted_received, board["a"].preferred_received) == (5, 3, 3)
+    assert board["a"].acceptance_rate == pytest.approx(3 / 5)
+    # b: r1 by a, b, c (2 accept) + r2 by a (accept, prefer) + r4 by a (accept); r4 self not counted.
+    assert (board["b"].marks_received, board["b"].accepted_received, board["b"].preferred_received) == (5, 4, 1)
+    # c: r1 by a (reject), b (accept), c (accept, prefer); r2 c failed, so nobody judged it.
+    assert (board["c"].marks_received, board["c"].accepted_received, board["c"].preferred_received) == (3, 2, 1)
+    assert board["c"].preference_rate == pytest.approx(1 / 3)
+
+
+def test_self_preference_counts_every_self_mark_against_others_preference(history):
+    board = standings()
+
+    # a prefers itself in r1 and r4 (r4 uncounted but still a self-preference), not in r2.
+    assert (board["a"].self_preferred, board["a"].self_marks) == (2, 3)
+    # others prefer a: r1 b yes, c no; r4 b yes.
+    assert (board["a"].others_preferred, board["a"].others_marks) == (2, 3)
+    assert (board["b"].self_preferred, board["b"].self_marks, board["b"].others_preferred, board["b"].others_marks) == (0, 2, 1, 4)
+    assert board["c"].self_preference_rate == 1.0 and board["c"].others_preference_rate == 0.0
+
+
+def test_invalid_ballot_and_error_rates(history):
+    board = standings()
+
+    assert (board["b"].ballots_unparseable, board["b"].ballots_answered) == (1, 3)
+    assert board["a"].invalid_ballot_rate == 0.0
+    assert (board["a"].failed_calls, board["a"].calls) == (1, 4)  # r3 error
+    assert (board["c"].failed_calls, board["c"].calls) == (2, 3)  # r2 timeout, r3 error
+    assert board["c"].error_rate == pytest.approx(2 / 3)
+
+
+def test_median_latency_of_successful_calls(history):
+    board = standings()
+    assert board["a"].median_latency_ms == 200  # 100, 200, 300 (r3's 9000 ms failure left out)
+    assert board["b"].median_latency_ms == 130  # 110, 130, 150
+    assert board["c"].median_latency_ms == 400
+
+
+def test_median_of_an_even_number_of_calls_is_the_mean_of_the_middle_two():
+    for latency in (100, 400, 200, 1000):
+        vote(members=["solo"], latency_ms={0: latency})
+    assert standings()["solo"].median_latency_ms == 300
+
+
+def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(history):
+    board = selectors.leaderboard(bootstrap_rounds=20)
+
+    # r1: ballot a (prefers a) → a>b, a>c; ballot b (prefers a) → a>b, a>c; ballot c → c>a, c>b.
+    # r2: ballot a (prefers b, judged a) → b>a.  r4: both preferred marks or their rivals uncounted.
+    assert board.head_to_head == {("a", "b"): 2, ("a", "c"): 2, ("c", "a"): 1, ("c", "b"): 1, ("b", "a"): 1}
+    rows = dict(board.head_to_head_rows())
+    assert rows["a"] == [("a", 0, 0), ("b", 2, 3), ("c", 2, 3)]
+
+
+def test_ratings_cover_every_model_and_are_provisional_on_little_data(history):
+    board = selectors.leaderboard(bootstrap_rounds=20)
+    assert sorted(r.model for r in board.ratings) == ["a", "b", "c"]
+    assert all(r.provisional and r.rank is None for r in board.ratings)
+    assert {r.model: r.comparisons for r in board.ratings} == {"a": 6, "b": 4, "c": 4}
+
+
+def test_time_window_keeps_only_recent_requests(history):
+    board = standings(window="7d")
+    assert {m: (s.participated, s.wins) for m, s in board.items()} == {"a": (2, 1), "b": (2, 1), "c": (2, 0)}
+    # Without r4, b's marks received are r1's three and r2's one.
+    assert board["b"].marks_received == 4
+    assert standings(window="24h").keys() == {"a", "b", "c"}
+    assert standings(window="24h", now=timezone.now() + timedelta(days=2)) == {}
+
+
+def test_ensemble_filter(history):
+    board = selectors.leaderboard(ensemble="duo", bootstrap_rounds=20)
+    assert {s.model: (s.participated, s.wins) for s in board.standings} == {"a": (1, 1), "b": (1, 0)}
+    assert board.head_to_head == {}
+
+
+def test_win_rate_over_time_has_one_point_per_model_and_bucket(history):
+    board = selectors.leaderboard(window="30d", bootstrap_rounds=20)
+    by_model = {}
+    for bucket, model, participated, wins in board.over_time:
+        by_model.setdefault(model, []).append((participated, wins))
+        assert bucket.tzinfo is not None
+    # Day buckets: r4's day and today (r1 and r2 are both within the last 3 hours, maybe across midnight).
+    assert sum(p for p, _ in by_model["a"]) == 3 and sum(w for _, w in by_model["a"]) == 2
+    assert sum(p for p, _ in by_model["c"]) == 2 and sum(w for _, w in by_model["c"]) == 0
+
+
+def test_sorting_puts_missing_values_last_in_both_directions():
+    vote(members=["fast", "slow"], ballots={0: ([0], 0), 1: ([0, 1], 0)}, latency_ms={0: 10, 1: 90})
+    vote(members=["ghost"], failed={0: "timeout"})
+    rows = selectors.leaderboard(bootstrap_rounds=5).standings
+    assert [s.model for s in selectors.sort_standings(rows, "median_latency_ms")] == ["fast", "slow", "ghost"]
+    assert [s.model for s in selectors.sort_standings(rows, "-median_latency_ms")] == ["slow", "fast", "ghost"]
+    assert [s.model for s in selectors.sort_standings(rows, "-win_rate")] == ["fast", "slow", "ghost"]
+    assert [s.model for s in selectors.sort_standings(rows, "model")] == ["fast", "ghost", "slow"]
+
+
+def test_empty_history_gives_an_empty_leaderboard():
+    board = selectors.leaderboard()
+    assert (board.standings, board.head_to_head, board.ratings, board.over_time) == ([], {}, [], [])
+
+
+# --- history -----------------------------------------------------------------------------------
+
+def test_history_is_newest_first_with_the_winners_acceptances(history):
+    r1, r2, r3, r4 = history
+    rows = list(selectors.request_history())
+    assert [r.pk for r in rows] == [r1.pk, r2.pk, r3.pk, r4.pk]
+    assert [(r.winner_accepted, r.voter_count) for r in rows] == [(2, 3), (1, 1), (None, 0), (1, 2)]
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    ({"model": "c"}, [0, 1, 2]),
+    ({"model": "nobody"}, []),
+    ({"status": "partial"}, [1]),
+    ({"search": "CAPITAL"}, [0, 3]),
+    ({"model": "a", "status": "ok", "search": "capital"}, [0, 3]),
+])
+def test_history_filters(history, filters, expected):
+    assert [r.pk for r in selectors.request_history(**filters)] == [history[i].pk for i in expected]
+
+
+def test_history_date_range_is_inclusive_of_whole_days(history):
+    today, r4_day = timezone.now().date(), history[3].created_at.date()
+    assert [r.pk for r in selectors.request_history(date_from=r4_day, date_to=r4_day)] == [history[3].pk]
+    assert history[3].pk not in {r.pk for r in selectors.request_history(date_from=r4_day + timedelta(days=1))}
+    assert {r.pk for r in selectors.request_history(date_to=today)} == {r.pk for r in history}
+
+
+def test_history_rows_do_not_load_the_conversation(history):
+    row = selectors.request_history().first()
+    assert "messages" in row.get_deferred_fields()
+
+
+def test_detail_builds_the_ballot_matrix_in_four_queries(history, django_assert_num_queries):
+    r2 = history[1]
+    with django_assert_num_queries(4):
+        detail = selectors.request_detail(request_id=r2.pk)
+    assert [c.model for c in detail.candidates] == ["a", "b", "c"]
+    assert detail.conversation == [("system", "Be brief."), ("user", "Write a haiku about rain")]
+    voter_a, voter_b = detail.ballots
+    assert voter_a.ballot.voter_model == "a" and voter_b.ballot.status == "unparseable"
+    # a judged a (rejected, self) and b (preferred); c timed out and was never shown.
+    cells = [(c.candidate.model, c.mark and (c.mark.accepted, c.mark.preferred, c.mark.is_self)) for c in voter_a.cells]
+    assert cells == [("a", (False, False, True)), ("b", (True, True, False)), ("c", None)]
+    assert [c.model for c in voter_a.shown] == ["a", "b"]
+
+
+def test_detail_of_an_unknown_request_is_none():
+    import uuid
+    assert selectors.request_detail(request_id=uuid.uuid4()) is None
+
+
+def test_win_rate_buckets_follow_the_span_of_history():
+    from datetime import datetime, timezone as tz
+    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)}, created_at=datetime(2026, 1, 15, 9, 30, tzinfo=tz.utc))
+    vote(members=["a", "b"], ballots={0: ([1], 1), 1: ([1], 1)}, created_at=datetime(2026, 6, 2, 23, 59, tzinfo=tz.utc))
+    now = datetime(2026, 6, 3, 8, 0, tzinfo=tz.utc)
+
+    months = selectors.leaderboard(now=now, bootstrap_rounds=5).over_time  # 140 days: months
+    assert [(b, m, n, w) for b, m, n, w in months if m == "a"] == [
+        (datetime(2026, 1, 1, tzinfo=tz.utc), "a", 1, 1), (datetime(2026, 6, 1, tzinfo=tz.utc), "a", 1, 0)]
+    hours = selectors.leaderboard(window="24h", now=now, bootstrap_rounds=5).over_time
+    assert hours == [(datetime(2026, 6, 2, 23, tzinfo=tz.utc), "a", 1, 0), (datetime(2026, 6, 2, 23, tzinfo=tz.utc), "b", 1, 1)]
+    days = selectors.leaderboard(window="30d", now=now, bootstrap_rounds=5).over_time
+    assert [b for b, *_ in days] == [datetime(2026, 6, 2, tzinfo=tz.utc)] * 2
