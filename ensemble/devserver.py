@@ -8,6 +8,7 @@ module deliberately does not import Django.
         httpx.get(server.url + "/health")
 """
 
+import asyncio
 import threading
 import time
 
@@ -26,6 +27,11 @@ class RunningServer:
         self.host = _connectable_host(host)
         self.port: int = port
         self.url: str = f"http://{self.host}:{port}"
+
+    def call(self, coroutine_function, timeout: float = 10.0):
+        """Run `coroutine_function()` on the server's event loop and return its result."""
+        loop = self.server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine_function(), loop).result(timeout)
 
     def stop(self, grace: float = 2.0) -> None:
         """Shut the server down and join its thread; safe to call twice.

@@ -10,8 +10,11 @@ from http import HTTPStatus
 import orjson
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.middleware import common, security
 
 from .api.errors import error_body, openai_error
+from .backend import clients_close_for_running_loop
+from .recording import writer_close
 
 API_PREFIX = "/v1/"
 
@@ -113,3 +116,49 @@ async def _send_too_large(send) -> None:
         (b"connection", b"close"),  # the unread rest of the body makes the connection unusable
     ]})
     await send({"type": "http.response.body", "body": body})
+
+
+class Lifespan:
+    """ASGI wrapper that speaks the lifespan protocol, which Django's handler does not.
+
+    At shutdown it closes the backend clients made on the worker's event loop and the writer
+    thread's database connection, so both are released cleanly.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await clients_close_for_running_loop()
+                await writer_close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _InlineHooks:
+    """Run a Django MiddlewareMixin's process_request/process_response in the event loop.
+
+    Under ASGI, Django runs each hook of such middleware in a worker thread (a hop costing more
+    than the hook). These hooks only read the request and compute headers or redirects (no I/O),
+    so they can run inline.
+    """
+
+    async def __acall__(self, request):
+        response = self.process_request(request)
+        response = response or await self.get_response(request)
+        return self.process_response(request, response)
+
+
+class SecurityMiddleware(_InlineHooks, security.SecurityMiddleware):
+    """Django's SecurityMiddleware (HTTPS redirect, HSTS, nosniff, ...) without thread hops."""
+
+
+class CommonMiddleware(_InlineHooks, common.CommonMiddleware):
+    """Django's CommonMiddleware (ALLOWED_HOSTS check, slash redirects) without thread hops."""

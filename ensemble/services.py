@@ -6,14 +6,11 @@ is written in one transaction (`completion_record`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 import uuid
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from . import voting
@@ -23,7 +20,7 @@ from .backend import (
 )
 from .ensembles import Ensemble
 from .metrics import completion_observe
-from .models import Ballot, BallotMark, Candidate, CompletionRequest
+from .recording import completion_record_async
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .rounds import RoundPolicy, run_round
 
@@ -199,116 +196,3 @@ def _decide(outcome: CompletionOutcome) -> None:
         candidate.accepted, candidate.preferred, candidate.rank = totals[index].accepted, totals[index].preferred, rank
     outcome.winner_index = voting.rank(totals)[0]
     outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
-
-
-# --- persistence -------------------------------------------------------------------------------
-
-async def completion_record_async(outcome: CompletionOutcome) -> None:
-    """Store the outcome; if the database refuses, log it and keep retrying in the background.
-
-    The caller's answer is already decided: a locked or unreachable database must not turn it
-    into an error, and must not lose the vote either.
-    """
-    try:
-        await sync_to_async(completion_record)(outcome)
-    except Exception:
-        logger.exception("storing %s failed; retrying in the background", outcome.public_id)
-        task = asyncio.get_running_loop().create_task(_record_retrying(outcome))
-        _retry_tasks.add(task)
-        task.add_done_callback(_retry_tasks.discard)
-
-
-_retry_tasks: set[asyncio.Task] = set()  # strong references, or the loop may drop pending retries
-RECORD_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
-
-
-async def _record_retrying(outcome: CompletionOutcome) -> None:
-    for attempt, delay in enumerate(RECORD_RETRY_DELAYS, start=1):
-        await asyncio.sleep(delay)
-        try:
-            await sync_to_async(completion_record)(outcome)
-        except Exception:
-            logger.warning("storing %s failed again (attempt %d)", outcome.public_id, attempt + 1, exc_info=True)
-        else:
-            logger.info("stored %s after %d attempts", outcome.public_id, attempt + 1)
-            return
-    logger.error("gave up storing %s; its outcome is lost: %r", outcome.public_id, outcome)
-
-
-def completion_record(outcome: CompletionOutcome) -> CompletionRequest:
-    """Write the request, its candidates, ballots and marks: one transaction, four INSERTs."""
-    if not settings.TRIO_STORE_CONTENT:
-        outcome = _without_content(outcome)
-    with transaction.atomic():
-        request = CompletionRequest.objects.create(**_request_fields(outcome))
-        candidates = Candidate.objects.bulk_create(
-            [_candidate_row(request, c) for c in outcome.candidates]
-        )
-        ballots = Ballot.objects.bulk_create([_ballot_row(request, b) for b in outcome.ballots])
-        marks = [
-            _mark_row(request, ballot_row, candidates[m.candidate], outcome, position, m)
-            for ballot, ballot_row in zip(outcome.ballots, ballots)
-            for position, m in enumerate(ballot.marks, start=1)
-        ]
-        if marks:
-            BallotMark.objects.bulk_create(marks)
-    return request
-
-
-def _without_content(outcome: CompletionOutcome) -> CompletionOutcome:
-    """Return a copy keeping metadata and votes but no prompt, answer or ballot text."""
-    return dataclasses.replace(
-        outcome,
-        messages=[{"role": m.get("role")} for m in outcome.messages],
-        candidates=[dataclasses.replace(c, content="") for c in outcome.candidates],
-        ballots=[dataclasses.replace(b, raw_text="") for b in outcome.ballots],
-    )
-
-
-def _request_fields(outcome: CompletionOutcome) -> dict:
-    winner = outcome.winner
-    usage = outcome.total_usage
-    return dict(
-        id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
-        members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
-        prompt_excerpt=_last_user_text(outcome.messages)[:300], status=outcome.status,
-        error=outcome.error, winner_model=winner.model if winner else "",
-        winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
-        latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
-        voting_ms=outcome.voting_ms, prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
-        api_key_id=outcome.api_key_id,
-    )
-
-
-def _candidate_row(request: CompletionRequest, c: CandidateResult) -> Candidate:
-    return Candidate(
-        request=request, index=c.index, model=c.model, content=c.content, status=c.status,
-        error=c.error, finish_reason=c.finish_reason, latency_ms=c.latency_ms,
-        accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
-        is_winner=c.index == request.winner_index, **c.usage.as_dict(),
-    )
-
-
-def _ballot_row(request: CompletionRequest, b: BallotResult) -> Ballot:
-    return Ballot(
-        request=request, voter_index=b.voter_index, voter_model=b.voter_model,
-        shown_order=b.shown_order, raw_text=b.raw_text, status=b.status, error=b.error,
-        latency_ms=b.latency_ms, **b.usage.as_dict(),
-    )
-
-
-def _mark_row(request, ballot_row, candidate_row, outcome, position, mark) -> BallotMark:
-    return BallotMark(
-        ballot=ballot_row, request=request, candidate=candidate_row,
-        voter_model=ballot_row.voter_model, author_model=candidate_row.model, position=position,
-        accepted=mark.accepted, preferred=mark.preferred, is_self=mark.is_self,
-        counted=voting.counts(mark, self_vote=outcome.ensemble.self_vote),
-    )
-
-
-def _last_user_text(messages: list[dict]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return voting.message_text(message.get("content"))
-    return ""

@@ -8,7 +8,7 @@ from django.db import connection
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
-from .backend import BackendError, client_for_running_loop
+from .backend import BackendClient, BackendError
 from .metrics import CONTENT_TYPE_LATEST, metrics_exposition
 
 # Readiness answers within this many seconds even when a dependency hangs: a probe that hangs
@@ -61,8 +61,13 @@ def _select_one() -> None:
 
 async def _backend_error() -> str | None:
     """Return why the model backend cannot list its models, or None when it can."""
+    # A client of its own, closed right away: probes are rare, and a probe run on a short-lived
+    # event loop (a test client, a management shell) must not leave a shared client behind.
+    client = BackendClient(settings.TRIO_BACKEND_URL, api_key=settings.TRIO_BACKEND_API_KEY, timeout=READY_TIMEOUT)
     try:
-        await client_for_running_loop().list_models(timeout=READY_TIMEOUT)
+        await client.list_models()
     except BackendError as exc:
         return str(exc)
+    finally:
+        await client.aclose()
     return None

@@ -7,7 +7,9 @@ import httpx
 import pytest
 from pytest_django.fixtures import _set_suffix_to_test_databases
 
+from ensemble.backend import clients_close_for_running_loop
 from ensemble.devserver import run_in_thread
+from ensemble.recording import writer_close
 from ensemble.fakebackend import FakeBackend
 
 BACKEND_API_KEY = "sk-test-master-key"
@@ -57,8 +59,12 @@ def trio_server(django_db_setup, django_db_blocker):
     from django.db import connections
 
     with django_db_blocker.unblock():
-        with run_in_thread(application) as server:
+        with run_in_thread(application, lifespan="on") as server:
             yield server
+            # What the lifespan shutdown does, done here too: a stop that has to force-exit
+            # (a test left a hanging request behind) skips the lifespan.
+            server.call(clients_close_for_running_loop)
+            server.call(writer_close)
         # The server's threads leave pooled PostgreSQL connections open; close them so the
         # test database can be dropped.
         for connection in connections.all():

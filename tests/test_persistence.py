@@ -12,7 +12,7 @@ from ensemble.backend import Usage
 from ensemble.ensembles import Ensemble
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome
-from ensemble.services import completion_record
+from ensemble.recording import completion_record
 from ensemble.voting import Mark
 
 

@@ -5,9 +5,12 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
 
-django_application = get_asgi_application()
+site_application = get_asgi_application()  # also runs django.setup()
 
-from ensemble.middleware import BodySizeLimit  # noqa: E402  (needs the settings configured above)
+from ensemble.asgi_routing import APIHandler, PathRouter  # noqa: E402  (needs the setup above)
+from ensemble.middleware import BodySizeLimit, Lifespan  # noqa: E402
 
-# Refuses oversized bodies before Django's handler spools them to disk.
-application = BodySizeLimit(django_application)
+# The JSON API skips the browser middleware (see ensemble.asgi_routing); BodySizeLimit refuses
+# oversized bodies before Django spools them to disk; Lifespan closes the backend clients when
+# the worker stops (Django has no lifespan support of its own).
+application = Lifespan(BodySizeLimit(PathRouter(api=APIHandler(), site=site_application)))

@@ -121,6 +121,17 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The JSON API (/v1/, /health, /metrics) is served with this shorter stack: no cookies, sessions
+# or forms there, and no entry hops to a worker thread (see ensemble/asgi_routing.py). Security
+# and Common are Django's, with their hooks run inline (ensemble.middleware._InlineHooks).
+API_MIDDLEWARE = [
+    "ensemble.logs.RequestIdMiddleware",
+    "ensemble.middleware.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "ensemble.middleware.OpenAIErrorMiddleware",
+    "ensemble.middleware.CommonMiddleware",
+]
+
 ROOT_URLCONF = "trio_site.urls"
 ASGI_APPLICATION = "trio_site.asgi.application"
 WSGI_APPLICATION = "trio_site.wsgi.application"
@@ -266,7 +277,7 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("TRIO_LOG_LEVEL", "INFO").upper()},
-    # httpx logs every backend call at INFO: noise, and measurable CPU at hundreds of calls a second.
+    # httpx (used by the openai SDK in tests and tools) logs every call at INFO: noise.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
@@ -294,10 +305,8 @@ TRIO_METRICS_TOKEN = env_str("TRIO_METRICS_TOKEN")
 # not keep conversations).
 TRIO_STORE_CONTENT = env_bool("TRIO_STORE_CONTENT", True)
 TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, minimum=16)
-# Upper bound on simultaneous backend connections per worker; keep-alive pool kept small on
-# purpose (httpx spends CPU scanning a large idle pool, encode/httpx#3215; see bench/).
+# Upper bound on simultaneous backend connections per worker (idle ones are kept for reuse).
 TRIO_BACKEND_MAX_CONNECTIONS = env_number("TRIO_BACKEND_MAX_CONNECTIONS", 512, cast=int, minimum=1)
-TRIO_BACKEND_MAX_KEEPALIVE = env_number("TRIO_BACKEND_MAX_KEEPALIVE", 32, cast=int, minimum=0)
 # First start creates this superuser if no superuser exists (password generated and printed if unset).
 TRIO_ADMIN_USERNAME = env_str("TRIO_ADMIN_USERNAME", "admin")
 TRIO_ADMIN_PASSWORD = env_str("TRIO_ADMIN_PASSWORD")

@@ -1,0 +1,40 @@
+"""Serve the JSON API through a Django handler with a lean, fully async middleware stack.
+
+Django's built-in middleware (sessions, CSRF, auth, messages, ...) is sync-style: under ASGI each
+of its hooks is a hop to a worker thread, about a dozen hops per request. The API needs none of
+it (no cookies, no forms), so /v1/ and the probes go through a second `ASGIHandler` built from
+`settings.API_MIDDLEWARE`, whose entries are all natively async. Pages and the admin keep the
+full `settings.MIDDLEWARE`. Same settings, same URLconf, same views.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+
+API_PATHS = ("/v1/", "/health", "/metrics")
+
+
+class APIHandler(ASGIHandler):
+    """Django's ASGI handler, loading `settings.API_MIDDLEWARE` instead of `settings.MIDDLEWARE`."""
+
+    def load_middleware(self, is_async=False):
+        # BaseHandler.load_middleware reads settings.MIDDLEWARE; swap it only while loading,
+        # which happens once, at import time, before any request is served.
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
+
+
+class PathRouter:
+    """ASGI app sending API paths to `api` and everything else to `site`."""
+
+    def __init__(self, *, api, site):
+        self.api, self.site = api, site
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+            return await self.api(scope, receive, send)
+        return await self.site(scope, receive, send)
