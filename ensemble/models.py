@@ -69,6 +69,9 @@ class CompletionRequest(UsageFields):
             models.Index(fields=["status", "-created_at"], name="request_status_created"),
             # Leaderboard filtered by ensemble (and window).
             models.Index(fields=["ensemble", "created_at"], name="request_ensemble_created"),
+            # History pages: newest first with the id tie-break, so a deep page's OFFSET walks
+            # this index alone (selectors.request_history_page).
+            models.Index(fields=["created_at", "id"], name="request_created_id"),
         ]
 
     def __str__(self):
@@ -105,6 +108,8 @@ class Candidate(UsageFields):
             models.Index(fields=["model", "status"], name="candidate_model_status"),
             # Leaderboard median latency: the middle rows of one model's successful calls, in order.
             models.Index(fields=["model", "status", "latency_ms"], name="candidate_model_latency"),
+            # History filtered by model: "had a candidate" probed per request without reading candidates.
+            models.Index(fields=["model", "request"], name="candidate_model_request"),
         ]
 
     def __str__(self):
@@ -186,3 +191,76 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# --- leaderboard rollup ------------------------------------------------------------------------
+# Per-UTC-day aggregates of closed days, so that a leaderboard over months reads a few hundred
+# rows instead of millions. Written by ensemble.rollups only (lazily, or by `manage.py
+# rollup_votes`); never by the request path, which must stay four INSERTs. A day is closed once it
+# can no longer receive votes (ensemble.rollups.SETTLE after midnight); history is immutable, so
+# a closed day's rows only change when prune_votes (or seed_history) touches it, and they
+# invalidate it.
+
+
+class RollupDay(models.Model):
+    """A closed UTC day whose rollup rows are materialized (also when the day had no requests)."""
+
+    day = models.DateField(primary_key=True)
+    requests = models.PositiveIntegerField(help_text="Requests of that day when it was rolled up.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self):
+        return f"rollup of {self.day}"
+
+
+class ModelDayRollup(models.Model):
+    """One model's leaderboard counts for one ensemble on one closed UTC day (see selectors.Standing)."""
+
+    day = models.DateField()
+    ensemble = models.CharField(max_length=200)
+    model = models.CharField(max_length=200)
+    participated = models.PositiveIntegerField(default=0)
+    wins = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    failed_calls = models.PositiveIntegerField(default=0)
+    ok_calls = models.PositiveIntegerField(default=0)
+    marks_received = models.PositiveIntegerField(default=0)
+    accepted_received = models.PositiveIntegerField(default=0)
+    preferred_received = models.PositiveIntegerField(default=0)
+    self_marks = models.PositiveIntegerField(default=0)
+    self_preferred = models.PositiveIntegerField(default=0)
+    others_marks = models.PositiveIntegerField(default=0)
+    others_preferred = models.PositiveIntegerField(default=0)
+    ballots_answered = models.PositiveIntegerField(default=0)
+    ballots_unparseable = models.PositiveIntegerField(default=0)
+    latency_histogram = models.JSONField(
+        default=dict, help_text="Successful calls per log latency bucket: {bucket: count} (ensemble.rollups).")
+
+    class Meta:
+        ordering = ["day", "ensemble", "model"]
+        constraints = [models.UniqueConstraint(fields=["day", "ensemble", "model"], name="model_day_rollup_unique")]
+
+    def __str__(self):
+        return f"{self.model} in {self.ensemble} on {self.day}"
+
+
+class PairDayRollup(models.Model):
+    """Head-to-head on one closed UTC day in one ensemble: ballots preferring `winner` while judging `loser`."""
+
+    day = models.DateField()
+    ensemble = models.CharField(max_length=200)
+    winner = models.CharField(max_length=200)
+    loser = models.CharField(max_length=200)
+    wins = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["day", "ensemble", "winner", "loser"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "ensemble", "winner", "loser"], name="pair_day_rollup_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.winner} > {self.loser} in {self.ensemble} on {self.day}"

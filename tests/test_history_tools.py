@@ -193,3 +193,25 @@ def test_ages_can_be_given_in_hours():
 def test_it_rejects_an_age_without_a_day_or_hour_unit(age):
     with pytest.raises(CommandError, match="not an age like 90d"):
         prune(f"--older-than={age}")
+
+
+def test_pruning_forgets_the_rollup_of_the_days_it_touched_and_only_those():
+    from ensemble import rollups, selectors
+    from ensemble.models import ModelDayRollup, RollupDay
+
+    old = record(age=timedelta(days=91))
+    kept = record(age=timedelta(days=10))
+    rollups.rollup_closed_days()
+    assert RollupDay.objects.filter(day=old.created_at.date()).exists()
+    prune("--older-than", "90d", "--dry-run")
+    assert RollupDay.objects.filter(day=old.created_at.date()).exists()
+
+    prune("--older-than", "90d")
+
+    cutoff_day = (timezone.now() - timedelta(days=90)).date()
+    assert not RollupDay.objects.filter(day__lte=cutoff_day).exists()
+    assert not ModelDayRollup.objects.filter(day__lte=cutoff_day).exists()
+    assert ModelDayRollup.objects.filter(day=kept.created_at.date()).count() == 3
+    # What is left is counted once: the kept request, from the rollup.
+    standings = selectors.leaderboard(bootstrap_rounds=5).standings
+    assert {s.model: (s.participated, s.wins) for s in standings} == {"alpha": (1, 1), "beta": (1, 0), "gamma": (1, 0)}

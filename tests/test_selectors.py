@@ -1,11 +1,16 @@
-"""Read queries (ensemble.selectors) on hand-built history whose every number is worked out below."""
-from datetime import timedelta
+"""Read queries (ensemble.selectors) on hand-built history whose every number is worked out below.
+
+Every leaderboard test runs twice: on the live history, and with the closed days rolled up
+(ensemble.rollups), where r4 (10 days ago) comes from the daily rollup instead.
+"""
+from datetime import datetime, timedelta
+from datetime import timezone as tz
 
 import pytest
 from django.utils import timezone
 
-from ensemble import selectors
-from ensemble.models import CompletionRequest
+from ensemble import rollups, selectors
+from ensemble.models import CompletionRequest, RollupDay
 from tests.factories import ago, vote
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +36,19 @@ def history():
     return r1, r2, r3, r4
 
 
+@pytest.fixture(params=["live", "rolled up"])
+def board_history(request, history):
+    """The same history, read live, or with its closed days (r4's) rolled up."""
+    if request.param == "rolled up":
+        rollups.rollup_closed_days()
+        assert RollupDay.objects.filter(day=history[3].created_at.date()).exists()
+    return history
+
+
+def rolled_up(board_history) -> bool:
+    return RollupDay.objects.exists()
+
+
 def standings(**kwargs) -> dict[str, selectors.Standing]:
     return {s.model: s for s in selectors.leaderboard(bootstrap_rounds=20, **kwargs).standings}
 
@@ -41,7 +59,7 @@ def test_the_fixture_is_what_its_docstring_says(history):
         ("ok", "a", 3), ("partial", "b", 1), ("failed", "", 0), ("ok", "a", 2)]
 
 
-def test_win_counts_and_rates_with_wilson_bounds(history):
+def test_win_counts_and_rates_with_wilson_bounds(board_history):
     board = standings()
 
     assert {m: (s.participated, s.wins) for m, s in board.items()} == {"a": (3, 2), "b": (3, 1), "c": (2, 0)}
@@ -52,7 +70,7 @@ def test_win_counts_and_rates_with_wilson_bounds(history):
     assert board["c"].win_interval == pytest.approx((0.0, 0.6576), abs=1e-4)
 
 
-def test_acceptance_and_preference_received_use_counted_marks_only(history):
+def test_acceptance_and_preference_received_use_counted_marks_only(board_history):
     board = standings()
 
     # a: r1 marks by a, b, c (2 accept, 2 prefer) + r2 its own rejecting mark + r4 b's preferring mark;
@@ -66,7 +84,7 @@ def test_acceptance_and_preference_received_use_counted_marks_only(history):
     assert board["c"].preference_rate == pytest.approx(1 / 3)
 
 
-def test_self_preference_counts_every_self_mark_against_others_preference(history):
+def test_self_preference_counts_every_self_mark_against_others_preference(board_history):
     board = standings()
 
     # a prefers itself in r1 and r4 (r4 uncounted but still a self-preference), not in r2.
@@ -77,7 +95,7 @@ def test_self_preference_counts_every_self_mark_against_others_preference(histor
     assert board["c"].self_preference_rate == 1.0 and board["c"].others_preference_rate == 0.0
 
 
-def test_invalid_ballot_and_error_rates(history):
+def test_invalid_ballot_and_error_rates(board_history):
     board = standings()
 
     assert (board["b"].ballots_unparseable, board["b"].ballots_answered) == (1, 3)
@@ -87,11 +105,15 @@ def test_invalid_ballot_and_error_rates(history):
     assert board["c"].error_rate == pytest.approx(2 / 3)
 
 
-def test_median_latency_of_successful_calls(history):
+def test_median_latency_of_successful_calls(board_history):
+    # Exact from live rows; from the rollup's histogram r4's latency is within half a bucket (2.2%).
+    precision = selectors.HISTOGRAM_PRECISION if rolled_up(board_history) else 0
     board = standings()
-    assert board["a"].median_latency_ms == 200  # 100, 200, 300 (r3's 9000 ms failure left out)
-    assert board["b"].median_latency_ms == 130  # 110, 130, 150
+    # a: 100, 200 (r4), 300; r3's 9000 ms failure is left out.
+    assert board["a"].median_latency_ms == pytest.approx(200, rel=precision)
+    assert board["b"].median_latency_ms == pytest.approx(130, rel=precision)  # 110, 130 (r4), 150
     assert board["c"].median_latency_ms == 400
+    assert standings(window="7d")["a"].median_latency_ms == 200  # 100 and 300: today is always exact
 
 
 def test_median_of_an_even_number_of_calls_is_the_mean_of_the_middle_two():
@@ -100,7 +122,7 @@ def test_median_of_an_even_number_of_calls_is_the_mean_of_the_middle_two():
     assert standings()["solo"].median_latency_ms == 300
 
 
-def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(history):
+def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(board_history):
     board = selectors.leaderboard(bootstrap_rounds=20)
 
     # r1: ballot a (prefers a) → a>b, a>c; ballot b (prefers a) → a>b, a>c; ballot c → c>a, c>b.
@@ -110,14 +132,14 @@ def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(his
     assert rows["a"] == [("a", 0, 0), ("b", 2, 3), ("c", 2, 3)]
 
 
-def test_ratings_cover_every_model_and_are_provisional_on_little_data(history):
+def test_ratings_cover_every_model_and_are_provisional_on_little_data(board_history):
     board = selectors.leaderboard(bootstrap_rounds=20)
     assert sorted(r.model for r in board.ratings) == ["a", "b", "c"]
     assert all(r.provisional and r.rank is None for r in board.ratings)
     assert {r.model: r.comparisons for r in board.ratings} == {"a": 6, "b": 4, "c": 4}
 
 
-def test_time_window_keeps_only_recent_requests(history):
+def test_time_window_keeps_only_recent_requests(board_history):
     board = standings(window="7d")
     assert {m: (s.participated, s.wins) for m, s in board.items()} == {"a": (2, 1), "b": (2, 1), "c": (2, 0)}
     # Without r4, b's marks received are r1's three and r2's one.
@@ -126,13 +148,13 @@ def test_time_window_keeps_only_recent_requests(history):
     assert standings(window="24h", now=timezone.now() + timedelta(days=2)) == {}
 
 
-def test_ensemble_filter(history):
+def test_ensemble_filter(board_history):
     board = selectors.leaderboard(ensemble="duo", bootstrap_rounds=20)
     assert {s.model: (s.participated, s.wins) for s in board.standings} == {"a": (1, 1), "b": (1, 0)}
     assert board.head_to_head == {}
 
 
-def test_win_rate_over_time_has_one_point_per_model_and_bucket(history):
+def test_win_rate_over_time_has_one_point_per_model_and_bucket(board_history):
     board = selectors.leaderboard(window="30d", bootstrap_rounds=20)
     by_model = {}
     for bucket, model, participated, wins in board.over_time:
@@ -209,11 +231,13 @@ def test_detail_of_an_unknown_request_is_none():
     assert selectors.request_detail(request_id=uuid.uuid4()) is None
 
 
-def test_win_rate_buckets_follow_the_span_of_history():
-    from datetime import datetime, timezone as tz
+@pytest.mark.parametrize("rolled", [False, True], ids=["live", "rolled up"])
+def test_win_rate_buckets_follow_the_span_of_history(rolled):
     vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)}, created_at=datetime(2026, 1, 15, 9, 30, tzinfo=tz.utc))
     vote(members=["a", "b"], ballots={0: ([1], 1), 1: ([1], 1)}, created_at=datetime(2026, 6, 2, 23, 59, tzinfo=tz.utc))
     now = datetime(2026, 6, 3, 8, 0, tzinfo=tz.utc)
+    if rolled:
+        assert len(rollups.rollup_closed_days(now=now)) == 139  # 2026-01-15 to 2026-06-02
 
     months = selectors.leaderboard(now=now, bootstrap_rounds=5).over_time  # 140 days: months
     assert [(b, m, n, w) for b, m, n, w in months if m == "a"] == [
@@ -222,3 +246,27 @@ def test_win_rate_buckets_follow_the_span_of_history():
     assert hours == [(datetime(2026, 6, 2, 23, tzinfo=tz.utc), "a", 1, 0), (datetime(2026, 6, 2, 23, tzinfo=tz.utc), "b", 1, 1)]
     days = selectors.leaderboard(window="30d", now=now, bootstrap_rounds=5).over_time
     assert [b for b, *_ in days] == [datetime(2026, 6, 2, tzinfo=tz.utc)] * 2
+
+
+def test_windows_of_days_are_whole_utc_days_today_included():
+    now = datetime(2026, 6, 10, 15, 30, tzinfo=tz.utc)
+    assert selectors.window_start("24h", now) == datetime(2026, 6, 9, 15, 30, tzinfo=tz.utc)
+    assert selectors.window_start("7d", now) == datetime(2026, 6, 4, tzinfo=tz.utc)
+    assert selectors.window_start("30d", now) == datetime(2026, 5, 12, tzinfo=tz.utc)
+    assert selectors.window_start("all", now) is None
+    vote(members=["a", "b"], created_at=datetime(2026, 6, 4, 0, 5, tzinfo=tz.utc))
+    vote(members=["c", "d"], created_at=datetime(2026, 6, 3, 23, 55, tzinfo=tz.utc))
+    assert set(standings(window="7d", now=now)) == {"a", "b"}
+
+
+def test_a_day_closes_settle_after_its_midnight():
+    midnight = datetime(2026, 6, 10, tzinfo=tz.utc)
+    assert selectors.closed_until(midnight + selectors.SETTLE - timedelta(seconds=1)).isoformat() == "2026-06-09"
+    assert selectors.closed_until(midnight + selectors.SETTLE).isoformat() == "2026-06-10"
+
+
+@pytest.mark.parametrize(("counts", "median"), [
+    ({}, None), ({7: 1}, 7), ({1: 1, 2: 1}, 1.5), ({1: 2, 9: 1}, 1), ({1: 1, 5: 2, 9: 1}, 5), ({1: 3, 2: 3}, 1.5),
+])
+def test_weighted_median(counts, median):
+    assert selectors.weighted_median(counts) == median

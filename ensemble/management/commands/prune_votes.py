@@ -7,7 +7,9 @@
 Requests are deleted in batches of `--batch-size` primary keys, each batch in its own short
 transaction, so that a large prune never holds the database (SQLite's single writer above all)
 for long and can be interrupted without losing more than one batch of work. Candidates, ballots
-and marks go with their request (ON DELETE CASCADE, done by Django).
+and marks go with their request (ON DELETE CASCADE, done by Django). Each batch also forgets the
+leaderboard rollup of the days up to the cutoff's (ensemble.rollups), in the same transaction:
+those days are rolled up again from what is left the next time a leaderboard needs them.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import argparse
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from ensemble import rollups
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 
 _AGE_RE = re.compile(r"(?P<amount>\d+)(?P<unit>[dh])")
@@ -80,6 +84,7 @@ def votes_delete_before(cutoff: datetime, *, batch_size: int) -> PruneCounts:
         with transaction.atomic():
             # only("pk"): the collector need not load conversations just to delete them.
             _, deleted = CompletionRequest.objects.filter(pk__in=batch).only("pk").delete()
+            rollups.rollup_invalidate(until=cutoff.astimezone(dt_timezone.utc).date())
         counts.add(deleted)
     return counts
 

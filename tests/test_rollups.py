@@ -1,0 +1,176 @@
+"""The leaderboard's daily rollup (ensemble.rollups): same numbers as the live history, written once per closed day."""
+import io
+import random
+from datetime import datetime, timedelta
+from datetime import timezone as tz
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from ensemble import rollups, selectors
+from ensemble.models import CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
+from tests.factories import build_vote, save_votes, vote
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 6, 20, 15, 0, tzinfo=tz.utc)
+MIDNIGHT = datetime(2026, 6, 20, tzinfo=tz.utc)
+MODELS = ["alpha", "beta", "gamma", "delta"]
+
+
+@pytest.fixture
+def history():
+    """Sixty varied requests a day over the 40 days before NOW, today included, in two ensembles."""
+    rng = random.Random(7)
+    rows = []
+    for day in range(40):
+        for _ in range(60):
+            members = rng.sample(MODELS, rng.choice([2, 3]))
+            failed = {i: rng.choice(["timeout", "error"]) for i in range(len(members)) if rng.random() < 0.1}
+            ok = [i for i in range(len(members)) if i not in failed]
+            ballots = {}
+            for voter in ok:
+                accepted = [c for c in ok if rng.random() < 0.6]
+                ballots[voter] = "unparseable" if rng.random() < 0.05 else (
+                    accepted, rng.choice(accepted) if accepted and rng.random() < 0.9 else None)
+            rows.append(build_vote(
+                members=members, failed=failed, ballots=ballots, self_vote=rng.random() < 0.5,
+                ensemble=rng.choice(["trio", "duo"]),
+                latency_ms={i: rng.randint(50, 5000) for i in range(len(members))},
+                created_at=MIDNIGHT - timedelta(days=day, seconds=-rng.uniform(0, 86399 if day else 15 * 3600)),
+            ))
+    return save_votes(rows)
+
+
+def leaderboard(**kwargs) -> selectors.Leaderboard:
+    return selectors.leaderboard(now=NOW, bootstrap_rounds=10, **kwargs)
+
+
+def numbers(board: selectors.Leaderboard) -> dict:
+    """Everything on the board that must not depend on where it was read from (the median aside)."""
+    return {
+        "standings": [{k: v for k, v in s.as_dict().items() if k != "median_latency_ms"} for s in board.standings],
+        "head_to_head": board.head_to_head,
+        "over_time": board.over_time,
+        "ratings": [(r.model, round(r.rating, 6), r.comparisons) for r in board.ratings],
+    }
+
+
+@pytest.mark.parametrize("window", ["24h", "7d", "30d", "all"])
+@pytest.mark.parametrize("ensemble", ["", "duo"])
+def test_the_rollup_gives_the_live_numbers(history, window, ensemble):
+    live = leaderboard(window=window, ensemble=ensemble)
+
+    rollups.rollup_closed_days(now=NOW)
+    rolled = leaderboard(window=window, ensemble=ensemble)
+
+    assert numbers(rolled) == numbers(live)
+    assert live.standings and live.head_to_head
+    for r, l in zip(rolled.standings, live.standings):
+        assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=selectors.HISTOGRAM_PRECISION)
+
+
+def test_the_leaderboard_reads_closed_days_from_the_rollup(history):
+    rollups.rollup_closed_days(now=NOW)
+    before = {s.model: s.wins for s in leaderboard().standings}
+    # Tamper with one rolled-up day: if the page read the history instead, this would not show.
+    row = ModelDayRollup.objects.filter(model="alpha").order_by("day").first()
+    ModelDayRollup.objects.filter(pk=row.pk).update(wins=row.wins + 1000)
+
+    assert {s.model: s.wins for s in leaderboard().standings} == {**before, "alpha": before["alpha"] + 1000}
+
+
+def test_closed_days_are_rolled_up_once_and_today_never(history):
+    days = rollups.rollup_closed_days(now=NOW)
+    assert days[0] == (NOW - timedelta(days=39)).date() and days[-1] == (NOW - timedelta(days=1)).date()
+    assert len(days) == 39 and not RollupDay.objects.filter(day=NOW.date()).exists()
+    stamps = dict(RollupDay.objects.values_list("day", "computed_at"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert rollups.rollup_closed_days(now=NOW + timedelta(hours=1)) == []
+    assert len(queries) == 2  # the oldest request, the days already rolled up
+    assert dict(RollupDay.objects.values_list("day", "computed_at")) == stamps
+
+
+def test_yesterday_closes_only_settle_after_midnight(history):
+    midnight = datetime(2026, 6, 21, tzinfo=tz.utc)
+    rollups.rollup_closed_days(now=NOW)
+    assert rollups.rollup_closed_days(now=midnight + selectors.SETTLE - timedelta(minutes=1)) == []
+    assert rollups.rollup_closed_days(now=midnight + selectors.SETTLE) == [NOW.date()]
+    with pytest.raises(ValueError, match="only closed days"):
+        rollups.rollup_days([midnight.date()], now=midnight + selectors.SETTLE)
+
+
+def test_a_day_without_requests_is_rolled_up_as_empty():
+    vote(members=["a", "b"], created_at=NOW - timedelta(days=3))
+    vote(members=["a", "b"], created_at=NOW - timedelta(days=1))
+    assert len(rollups.rollup_closed_days(now=NOW)) == 3
+    assert RollupDay.objects.get(day=(NOW - timedelta(days=2)).date()).requests == 0
+    assert not ModelDayRollup.objects.filter(day=(NOW - timedelta(days=2)).date()).exists()
+
+
+def test_a_day_whose_history_moved_while_it_was_aggregated_is_not_stored():
+    day = (NOW - timedelta(days=2)).date()
+    vote(members=["a", "b"], created_at=NOW - timedelta(days=2))
+    aggregates = selectors.day_aggregates(day, day + timedelta(days=1))
+    vote(members=["a", "b"], created_at=NOW - timedelta(days=2))  # e.g. seeded, or a late write
+
+    assert rollups._store(aggregates, [day], NOW) == []
+    assert not RollupDay.objects.exists() and not ModelDayRollup.objects.exists()
+    assert rollups.rollup_days([day], now=NOW) == [day]  # read again, it is stored
+    assert RollupDay.objects.get(day=day).requests == 2
+
+
+def test_invalidating_forgets_the_days_and_their_rows(history):
+    rollups.rollup_closed_days(now=NOW)
+    cutoff = (NOW - timedelta(days=20)).date()
+
+    rollups.rollup_invalidate(until=cutoff)
+
+    for model in (RollupDay, ModelDayRollup, PairDayRollup):
+        assert not model.objects.filter(day__lte=cutoff).exists()
+        assert model.objects.filter(day__gt=cutoff).exists()
+    live = numbers(leaderboard())  # the forgotten days are read live meanwhile
+    assert len(rollups.rollup_closed_days(now=NOW)) == 20
+    assert numbers(leaderboard()) == live
+
+
+def test_the_leaderboard_page_rolls_up_closed_days_as_it_goes(admin_client):
+    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)}, created_at=datetime.now(tz.utc) - timedelta(days=3))
+
+    body = admin_client.get("/leaderboard.json").json()
+
+    assert RollupDay.objects.count() >= 3
+    assert {m["model"]: m["wins"] for m in body["models"]} == {"a": 1, "b": 0}
+
+
+def test_rollup_votes_rolls_up_what_is_missing_and_rebuilds_on_demand():
+    vote(members=["a", "b"], created_at=datetime.now(tz.utc) - timedelta(days=2))
+
+    def run(*args) -> str:
+        out = io.StringIO()
+        call_command("rollup_votes", *args, stdout=out)
+        return out.getvalue()
+
+    assert "Rolled up 2 day(s)" in run()
+    assert "Nothing to roll up" in run()
+    first = RollupDay.objects.order_by("day").first()
+    assert "Rolled up 2 day(s)" in run("--rebuild")
+    assert RollupDay.objects.order_by("day").first().computed_at > first.computed_at
+
+
+def test_seed_history_writes_history_the_pages_read_and_rolls_it_up(admin_client):
+    call_command("seed_history", "--requests", "300", "--days", "5", "--batch", "120", stdout=io.StringIO())
+
+    assert CompletionRequest.objects.count() == 300
+    assert RollupDay.objects.count() >= 4  # every closed day of the five
+    rolled = numbers(selectors.leaderboard(bootstrap_rounds=5))
+    rollups.rollup_invalidate()
+    assert numbers(selectors.leaderboard(bootstrap_rounds=5)) == rolled
+    request = CompletionRequest.objects.order_by("created_at").first()
+    detail = admin_client.get(f"/votes/{request.pk}/")
+    assert detail.status_code == 200 and request.prompt_excerpt in detail.content.decode()
+    # The ids it assigned itself leave the sequences ready for the next normal insert.
+    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)})
