@@ -1,8 +1,11 @@
-"""Read-only admin for vote history: history is immutable, so nothing here can add, change or delete."""
+"""Admin: vote history read-only (it is immutable), API keys revocable, named ensembles editable."""
 from django.contrib import admin, messages
 
 from .api.auth import api_keys_revoke
-from .models import ApiKey, Ballot, BallotMark, Candidate, CompletionRequest
+from .ensembles import MAX_MEMBERS  # importing ensembles also connects the signals that refresh its cache
+from .models import (
+    ApiKey, Ballot, BallotMark, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember,
+)
 
 
 class ReadOnlyMixin:
@@ -33,9 +36,9 @@ class BallotInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(CompletionRequest)
 class CompletionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("created_at", "prompt_excerpt", "ensemble", "status", "winner_model",
+    list_display = ("created_at", "prompt_excerpt", "ensemble", "aggregation_method", "status", "winner_model",
                     "voter_count", "latency_ms", "total_tokens")
-    list_filter = ("status", "ensemble", "winner_model", "created_at")
+    list_filter = ("status", "ensemble", "aggregation_method", "winner_model", "created_at")
     search_fields = ("prompt_excerpt",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in CompletionRequest._meta.fields]
@@ -95,3 +98,26 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = api_keys_revoke(queryset)
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+class EnsembleMemberInline(admin.TabularInline):
+    model = EnsembleMember
+    fields = ("position", "model", "system_prompt")
+    extra = 0
+    min_num, max_num = 1, MAX_MEMBERS
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # The admin passes min_num and max_num but does not enforce them on submitted forms.
+        return super().get_formset(request, obj, validate_min=True, validate_max=True, **kwargs)
+
+
+@admin.register(EnsembleDefinition)
+class EnsembleDefinitionAdmin(admin.ModelAdmin):
+    """Named ensembles, asked for with `model: "<name>"`; running workers see a change within seconds."""
+
+    list_display = ("name", "aggregation_method", "self_vote", "timeout", "updated_at")
+    list_filter = ("aggregation_method",)
+    search_fields = ("name", "description", "members__model")
+    fields = ("name", "description", "aggregation_method", "judge_model", "synthesize_model", "self_vote", "timeout")
+    inlines = [EnsembleMemberInline]
+

@@ -29,14 +29,15 @@ WINS = Counter("trio_wins", "Completions won, by model.", ["ensemble", "model"])
 def completion_observe(outcome: CompletionOutcome) -> None:
     """Count the outcome in the metrics and write its one log line."""
     ensemble = outcome.ensemble.name
-    COMPLETIONS.labels(ensemble, outcome.status).inc()
+    label = outcome.ensemble.metrics_name  # "request" / "passthrough" for names clients choose
+    COMPLETIONS.labels(label, outcome.status).inc()
     for c in outcome.candidates:
         BACKEND_CALLS.labels(c.model, "generation", c.status).observe(c.latency_ms / 1000)
     for b in outcome.ballots:
         BACKEND_CALLS.labels(b.voter_model, "voting", b.status).observe(b.latency_ms / 1000)
         BALLOTS.labels(b.voter_model, b.status).inc()
     if outcome.winner is not None:
-        WINS.labels(ensemble, outcome.winner.model).inc()
+        WINS.labels(label, outcome.winner.model).inc()
     logger.info(
         "completion %s ensemble=%s status=%s winner=%s latency_ms=%d members=%s",
         outcome.public_id, ensemble, outcome.status, outcome.winner.model if outcome.winner else "-",

@@ -5,7 +5,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
+from typing import Iterator
 
+from . import aggregation
 from .backend import Usage
 from .ensembles import Ensemble
 from .voting import Mark
@@ -26,10 +28,21 @@ class CandidateResult:
     accepted: int = 0
     preferred: int = 0
     rank: int | None = None
+    reason: str = ""  # the backend error's reason ("timeout", "http_404", ...); not stored
+    request_id: uuid.UUID | None = None  # a nested ensemble's own request
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One choice of the answer: a ranked candidate's text, or the joined answers of `concat`."""
+
+    content: str
+    finish_reason: str
+    usage: Usage
 
 
 @dataclass
@@ -65,6 +78,9 @@ class CompletionOutcome:
     generation_ms: int = 0
     voting_ms: int = 0
     api_key_id: int | None = None  # the API key that made the request, when keys are in use
+    parent_id: uuid.UUID | None = None  # set on a nested ensemble's outcome
+    children: list[CompletionOutcome] = field(default_factory=list)  # nested ensembles' outcomes
+    combined: str | None = None  # the reply of `concat`, which has no winner
 
     @property
     def public_id(self) -> str:
@@ -73,6 +89,30 @@ class CompletionOutcome:
     @property
     def winner(self) -> CandidateResult | None:
         return None if self.winner_index is None else self.candidates[self.winner_index]
+
+    @property
+    def answered(self) -> bool:
+        return self.winner is not None or self.combined is not None
+
+    def replies(self, n: int = 1) -> list[Reply]:
+        """Return the best `n` answers, best first (fewer when there are fewer); [] if none."""
+        if self.combined is not None:
+            usage = reduce(Usage.__add__, (c.usage for c in self.candidates if c.ok), Usage())
+            return [Reply(self.combined, "stop", usage)]
+        ranked = sorted((c for c in self.candidates if c.rank is not None), key=lambda c: c.rank)
+        return [Reply(c.content, c.finish_reason or "stop", c.usage) for c in ranked[:n]]
+
+    def family(self) -> Iterator[CompletionOutcome]:
+        """Yield this outcome, then its nested ensembles' outcomes (depth first): parents before children."""
+        yield self
+        for child in self.children:
+            yield from child.family()
+
+    @property
+    def model_not_found(self) -> bool:
+        """Return whether a pass-through request failed because the backend has no such model."""
+        return (self.ensemble.aggregation == aggregation.PASSTHROUGH and not self.answered
+                and any(c.reason == "http_404" for c in self.candidates))
 
     @property
     def total_usage(self) -> Usage:

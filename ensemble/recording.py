@@ -120,6 +120,7 @@ def completion_record(outcome: CompletionOutcome) -> CompletionRequest:
 
 def completions_record(outcomes: list[CompletionOutcome]) -> list[CompletionRequest]:
     """Write the requests, candidates, ballots and marks of `outcomes`: one transaction, four INSERTs."""
+    outcomes = [member for outcome in outcomes for member in outcome.family()]  # nested ensembles' too
     if not settings.TRIO_STORE_CONTENT:
         outcomes = [_without_content(o) for o in outcomes]
     requests = [CompletionRequest(**_request_fields(o)) for o in outcomes]
@@ -162,7 +163,8 @@ def _request_fields(outcome: CompletionOutcome) -> dict:
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
         voting_ms=outcome.voting_ms, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
-        api_key_id=outcome.api_key_id,
+        api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
+        parent_id=outcome.parent_id,
     )
 
 

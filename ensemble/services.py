@@ -1,11 +1,17 @@
-"""Orchestration of one completion: fan out → vote → decide → persist.
+"""Orchestration of one completion: fan out → aggregate → decide → persist.
 
 Nothing touches the database until the answer is decided; then the whole history of the request
-is written in one transaction (`completion_record`).
+is written in one transaction (`completion_record`), nested ensembles' requests included.
+
+How the answers become one reply depends on the ensemble's aggregation method (see
+ensemble.aggregation): acceptance voting, a judge's ballot, a synthesizer's combined answer, one
+randomly chosen member, every answer concatenated, or a plain model passed through. A nested
+ensemble answers for its member as a request of its own (`parent` set), run inside the outer one.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -13,7 +19,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from . import voting
+from . import aggregation, voting
 from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
     client_for_running_loop, monotonic_ms,
@@ -51,34 +57,50 @@ async def completion_create(
 ) -> CompletionOutcome:
     """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
     client = client or client_for_running_loop()
-    outcome = CompletionOutcome(
-        id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble,
-        messages=messages, params={k: params[k] for k in GENERATION_PARAMS if k in params},
-        api_key_id=api_key_id,
+    outcome = _new_outcome(ensemble, messages, {k: params[k] for k in GENERATION_PARAMS if k in params}, api_key_id)
+    deadline_at = time.monotonic() + settings.TRIO_DEADLINE
+    try:
+        await _run(outcome, client, deadline_at)
+    except asyncio.CancelledError:
+        # The client hung up (Django cancels the view, or the stream). Keep what was learned, then stop.
+        outcome.status, outcome.error = "cancelled", "client disconnected before the answer"
+        _observe(outcome)
+        await asyncio.shield(completion_record_async(outcome))
+        raise
+    _observe(outcome)
+    await completion_record_async(outcome)  # nested ensembles' outcomes are stored with it
+    if not outcome.answered:
+        raise NoCandidates(outcome)
+    return outcome
+
+
+def _new_outcome(ensemble: Ensemble, messages: list[dict], params: dict, api_key_id: int | None,
+                 parent: CompletionOutcome | None = None) -> CompletionOutcome:
+    return CompletionOutcome(
+        id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble, messages=messages, params=params,
+        api_key_id=api_key_id, parent_id=parent.id if parent else None,
     )
+
+
+def _observe(outcome: CompletionOutcome) -> None:
+    for member in outcome.family():
+        completion_observe(member)
+
+
+async def _run(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
+    """Generate, aggregate and decide `outcome` in place; nothing is stored here."""
     started = time.monotonic()
-    deadline_at = started + settings.TRIO_DEADLINE
     try:
         await _generate_all(outcome, client, deadline_at)
         outcome.generation_ms = monotonic_ms(started)
-        if sum(c.ok for c in outcome.candidates) > 1:
-            voting_started = time.monotonic()
-            await _vote_all(outcome, client, deadline_at)
-            outcome.voting_ms = monotonic_ms(voting_started)
+        aggregate = _AGGREGATE.get(outcome.ensemble.aggregation)
+        if aggregate is not None and sum(c.ok for c in outcome.candidates) > 1:
+            aggregating = time.monotonic()
+            await aggregate(outcome, client, deadline_at)
+            outcome.voting_ms = monotonic_ms(aggregating)
         _decide(outcome)
-    except asyncio.CancelledError:
-        # The client hung up (Django cancels the view). Keep what was learned, then stop.
-        outcome.status, outcome.error = "cancelled", "client disconnected before the answer"
+    finally:
         outcome.latency_ms = monotonic_ms(started)
-        completion_observe(outcome)
-        await asyncio.shield(completion_record_async(outcome))
-        raise
-    outcome.latency_ms = monotonic_ms(started)
-    completion_observe(outcome)
-    await completion_record_async(outcome)
-    if outcome.winner is None:
-        raise NoCandidates(outcome)
-    return outcome
 
 
 def _round_policy(size: int, deadline_at: float) -> RoundPolicy:
@@ -89,36 +111,90 @@ def _round_policy(size: int, deadline_at: float) -> RoundPolicy:
     return RoundPolicy(quorum, grace_seconds, grace_factor, deadline_at)
 
 
+def _positions(outcome: CompletionOutcome) -> list[int]:
+    """Return the ensemble positions of the members that answer: all, or for `random` the chosen one."""
+    size = len(outcome.ensemble.members)
+    if outcome.ensemble.aggregation == aggregation.RANDOM:
+        return [aggregation.random_member(outcome.id.hex, size)]
+    return list(range(size))
+
+
 async def _generate_all(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
-    """Fill `outcome.candidates`, calling every member in parallel; stragglers end up `late`."""
+    """Fill `outcome.candidates`, calling the answering members in parallel; stragglers end up `late`."""
+    positions = _positions(outcome)
     members = outcome.ensemble.members
     # Placeholders first: if we are cancelled mid-way, unfinished calls stay recorded as such.
-    outcome.candidates = [CandidateResult(index=i, model=m, status="cancelled") for i, m in enumerate(members)]
+    outcome.candidates = [CandidateResult(index=i, model=members[p], status="cancelled") for i, p in enumerate(positions)]
     started = time.monotonic()
 
-    async def generate(index: int, model: str) -> bool:
-        outcome.candidates[index] = await _generate(client, index, model, outcome, deadline_at)
+    async def generate(index: int, position: int) -> bool:
+        outcome.candidates[index] = await _generate(client, index, position, outcome, deadline_at)
         return outcome.candidates[index].ok
 
-    late = await run_round([generate(i, m) for i, m in enumerate(members)], _round_policy(len(members), deadline_at))
-    for index in late:
-        outcome.candidates[index] = CandidateResult(
-            index, members[index], "late", error="abandoned: the quorum had answered and the grace period ran out",
-            latency_ms=monotonic_ms(started),
+    calls = [generate(i, p) for i, p in enumerate(positions)]
+    for index in await run_round(calls, _round_policy(len(calls), deadline_at)):
+        outcome.candidates[index] = dataclasses.replace(
+            outcome.candidates[index], status="late", latency_ms=monotonic_ms(started),
+            error="abandoned: the quorum had answered and the grace period ran out",
         )
 
 
-async def _generate(client, index: int, model: str, outcome: CompletionOutcome, deadline_at: float) -> CandidateResult:
+async def _generate(client, index: int, position: int, outcome: CompletionOutcome,
+                    deadline_at: float) -> CandidateResult:
+    ensemble = outcome.ensemble
+    messages = _with_system_prompt(outcome.messages, ensemble.system_prompt(position))
+    inner = ensemble.subensemble(position)
+    if inner is not None:
+        return await _generate_nested(client, index, inner, messages, outcome, deadline_at)
+    return await _call(client, index, ensemble.members[position], messages, outcome.params, ensemble.timeout,
+                       deadline_at)
+
+
+def _with_system_prompt(messages: list[dict], prompt: str) -> list[dict]:
+    return [{"role": "system", "content": prompt}, *messages] if prompt else messages
+
+
+async def _call(client, index: int, model: str, messages: list[dict], params: dict, timeout: float,
+                deadline_at: float) -> CandidateResult:
+    """Return candidate `index`: what one backend call of `model` answered, or why it did not."""
     started = time.monotonic()
     try:
-        result = await _chat(client, model, outcome.messages, outcome.params, outcome.ensemble.timeout, deadline_at)
+        result = await _chat(client, model, messages, params, timeout, deadline_at)
     except BackendError as exc:
         status = "timeout" if exc.reason == "timeout" else "error"
-        return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started))
+        return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started),
+                               reason=exc.reason)
     return CandidateResult(
         index, model, "ok", content=result.content, finish_reason=result.finish_reason,
         latency_ms=monotonic_ms(started), usage=result.usage,
     )
+
+
+async def _generate_nested(client, index: int, ensemble: Ensemble, messages: list[dict],
+                           outcome: CompletionOutcome, deadline_at: float) -> CandidateResult:
+    """Return candidate `index` as answered by a nested ensemble, decided as a request of its own.
+
+    Its usage is everything the nested ensemble spent, so the outer request's total stays the cost
+    of the whole request.
+    """
+    inner = _new_outcome(ensemble, messages, outcome.params, outcome.api_key_id, parent=outcome)
+    outcome.children.append(inner)
+    outcome.candidates[index].request_id = inner.id
+    started = time.monotonic()
+    try:
+        await _run(inner, client, deadline_at)
+    except asyncio.CancelledError:
+        inner.status, inner.error = "cancelled", "abandoned: the outer ensemble stopped waiting for it"
+        raise
+    candidate = CandidateResult(index, ensemble.name, "ok", latency_ms=monotonic_ms(started),
+                                usage=inner.total_usage, request_id=inner.id)
+    if not inner.answered:
+        candidate.status = "timeout" if inner.all_timed_out else "error"
+        candidate.error = f"{inner.public_id}: {inner.error}"
+        return candidate
+    reply = inner.replies(1)[0]
+    candidate.content, candidate.finish_reason = reply.content, reply.finish_reason
+    return candidate
 
 
 async def _chat(client, model, messages, params, timeout: float, deadline_at: float) -> ChatResult:
@@ -138,15 +214,21 @@ async def _chat(client, model, messages, params, timeout: float, deadline_at: fl
     raise AssertionError("unreachable")
 
 
+# --- aggregation: what happens once more than one member has answered --------------------------
+
 async def _vote_all(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
-    """Fill `outcome.ballots`: every successful member judges every successful candidate."""
+    """Fill `outcome.ballots`: every successful member judges every successful candidate.
+
+    A nested ensemble votes through its lead model (its first backend member).
+    """
     eligible = [c for c in outcome.candidates if c.ok]
     nonce = voting.fence_nonce(c.content for c in eligible)
     outcome.ballots = []
     for voter in eligible:
         shuffled = voting.ballot_order(outcome.id.hex, voter.index, len(eligible))
         shown = [eligible[j].index for j in shuffled]
-        outcome.ballots.append(BallotResult(voter.index, voter.model, shown, status="cancelled"))
+        voter_model = outcome.ensemble.lead_model(voter.index)
+        outcome.ballots.append(BallotResult(voter.index, voter_model, shown, status="cancelled"))
     started = time.monotonic()
 
     async def vote(slot: int) -> bool:
@@ -158,6 +240,32 @@ async def _vote_all(outcome: CompletionOutcome, client: BackendClient, deadline_
         pending = outcome.ballots[slot]
         pending.status, pending.latency_ms = "late", monotonic_ms(started)
         pending.error = "abandoned: the quorum had voted and the grace period ran out"
+
+
+async def _judge(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
+    """Fill `outcome.ballots` with the judge's ballot, the only one (voter index: after the members)."""
+    eligible = [c for c in outcome.candidates if c.ok]
+    judge_index = len(outcome.ensemble.members)
+    shuffled = voting.ballot_order(outcome.id.hex, judge_index, len(eligible))
+    pending = BallotResult(judge_index, outcome.ensemble.judge_model, [eligible[j].index for j in shuffled],
+                           status="cancelled")
+    outcome.ballots = [pending]
+    nonce = voting.fence_nonce(c.content for c in eligible)
+    outcome.ballots[0] = await _ballot(client, pending, outcome, nonce, deadline_at)
+
+
+async def _synthesize(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
+    """Append the synthesizer's combined answer to `outcome.candidates` (index: after the members)."""
+    texts = [c.content for c in outcome.candidates if c.ok]
+    prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts))
+    index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
+    outcome.candidates.append(CandidateResult(index, model, "cancelled"))
+    outcome.candidates[index] = await _call(client, index, model, prompt, outcome.params,
+                                            outcome.ensemble.timeout, deadline_at)
+
+
+_AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judge,
+              aggregation.SYNTHESIZE: _synthesize}
 
 
 async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, nonce: str,
@@ -183,16 +291,24 @@ async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, non
 
 
 def _decide(outcome: CompletionOutcome) -> None:
-    """Set tallies, ranks, the winner and the request status from the candidates and ballots."""
+    """Set tallies, ranks, the winner (or `concat`'s joined reply) and the status of `outcome`."""
     succeeded = [c for c in outcome.candidates if c.ok]
     if not succeeded:
         outcome.status = "failed"
         outcome.error = "; ".join(f"{c.model}: {c.error or c.status}" for c in outcome.candidates)
         return
+    outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
+    if outcome.ensemble.aggregation == aggregation.CONCAT:
+        outcome.combined = aggregation.concat_reply([(c.model, c.content) for c in succeeded])
+        return
     marks = [m for b in outcome.ballots if b.status == "ok" for m in b.marks]
     totals = voting.tally((c.index for c in succeeded), marks, self_vote=outcome.ensemble.self_vote)
-    for rank, index in enumerate(voting.rank(totals), start=1):
+    ranking = voting.rank(totals)
+    synthesized = len(outcome.candidates) > len(outcome.ensemble.members) and outcome.candidates[-1].ok
+    if outcome.ensemble.aggregation == aggregation.SYNTHESIZE and synthesized:
+        # The combined answer wins; the members' answers follow in the tie-break order.
+        ranking = [outcome.candidates[-1].index] + [i for i in ranking if i != outcome.candidates[-1].index]
+    for rank, index in enumerate(ranking, start=1):
         candidate = outcome.candidates[index]
         candidate.accepted, candidate.preferred, candidate.rank = totals[index].accepted, totals[index].preferred, rank
-    outcome.winner_index = voting.rank(totals)[0]
-    outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
+    outcome.winner_index = ranking[0]

@@ -71,12 +71,17 @@ def message_text(content) -> str:
     return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
-def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: str) -> list[dict]:
-    """Return the chat messages asking one voter to judge `shown` (candidate texts, in shown order)."""
-    fenced = "\n\n".join(
+def fenced_candidates(shown: Sequence[str], nonce: str) -> str:
+    """Return the candidate texts numbered 1..k, each inside a fence closed only by `nonce`."""
+    return "\n\n".join(
         f'<candidate number="{position}" fence="{nonce}">\n{text}\n</candidate fence="{nonce}">'
         for position, text in enumerate(shown, start=1)
     )
+
+
+def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: str) -> list[dict]:
+    """Return the chat messages asking one voter to judge `shown` (candidate texts, in shown order)."""
+    fenced = fenced_candidates(shown, nonce)
     user = (
         "The conversation so far:\n\n"
         f"{render_conversation(conversation)}\n\n"

@@ -175,8 +175,8 @@ def test_more_than_ten_thousand_messages_are_400(http):
 
 
 @pytest.mark.parametrize("raw, status", [
-    (b'{"model": "gpt-4o", "model": "trio", "messages": [{"role": "user", "content": "hi"}]}', 200),
-    (b'{"model": "trio", "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}', 404),
+    (b'{"model": "trio:gpt-4o", "model": "trio", "messages": [{"role": "user", "content": "hi"}]}', 200),
+    (b'{"model": "trio", "model": "trio:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}', 404),
     (b'{"model": "trio", "messages": [{"role": "user", "content": "hi", "content": 5}]}', 400),
 ])
 def test_with_duplicate_keys_the_last_one_wins_as_in_python_and_openai(http, raw, status):

@@ -37,13 +37,27 @@ def test_every_answer_is_documented_and_none_is_a_server_error(trio, api_key, mo
     @settings(max_examples=40, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     def answers_match_the_schema(case, ask_the_trio):
-        if ask_the_trio and isinstance(case.body, dict) and "model" in case.body:
-            case.body["model"] = "trio"  # else nearly every valid body names an unknown model: 404
+        if isinstance(case.body, dict) and "model" in case.body:
+            # Else nearly every valid body names some other model, which is passed through to the
+            # fake backend (or, as an object, defines an ensemble of such models).
+            case.body["model"] = "trio" if ask_the_trio else _without_behaviours(case.body["model"])
         statuses.append(case.call_and_validate(headers=headers, checks=CHECKS).status_code)
 
     answers_match_the_schema()
     if mode == GenerationMode.POSITIVE:
         assert 200 in statuses, statuses  # real answers were checked against the schema, not only errors
+
+
+def _without_behaviours(value):
+    """Return `value` with "@" taken out of every string: after "@" the fake backend reads a behaviour,
+    and a generated one could tell it to fail or hang, which Trio rightly answers with a 502 or 504."""
+    if isinstance(value, str):
+        return value.replace("@", "")
+    if isinstance(value, list):
+        return [_without_behaviours(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_behaviours(item) for key, item in value.items()}
+    return value
 
 
 def test_the_schema_is_public_json_and_documents_every_status_the_chat_answers_with(http, api_key):

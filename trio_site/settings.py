@@ -310,3 +310,7 @@ TRIO_BACKEND_MAX_CONNECTIONS = env_number("TRIO_BACKEND_MAX_CONNECTIONS", 512, c
 # First start creates this superuser if no superuser exists (password generated and printed if unset).
 TRIO_ADMIN_USERNAME = env_str("TRIO_ADMIN_USERNAME", "admin")
 TRIO_ADMIN_PASSWORD = env_str("TRIO_ADMIN_PASSWORD")
+# Streaming (stream: true): seconds between `: keep-alive` comments while the ensemble works, so
+# proxies and clients do not drop the silent connection; also how long a request may take to fail
+# with a proper HTTP status before the event stream starts.
+TRIO_STREAM_KEEPALIVE = env_number("TRIO_STREAM_KEEPALIVE", 10.0, minimum=0.01)

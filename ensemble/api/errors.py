@@ -68,6 +68,16 @@ class BackendTimedOut(BackendFailed):
     default_code = "backend_timeout"
 
 
+def completion_failed(outcome) -> OpenAIError:
+    """Return the error for a stored outcome with no answer: 404 for a model the backend lacks, else 502/504."""
+    if outcome.model_not_found:
+        return ModelNotFound(f"The model `{outcome.ensemble.name}` does not exist: it is not an ensemble, and "
+                             f"the backend does not know it either ({outcome.public_id}).", param="model")
+    failure = BackendTimedOut if outcome.all_timed_out else BackendFailed
+    who = "The backend model" if outcome.ensemble.origin == "passthrough" else "Every ensemble member"
+    return failure(f"{who} failed ({outcome.public_id}): {outcome.error}")
+
+
 # DRF's own exceptions (authentication, method, parsing) mapped to OpenAI codes.
 _DRF_CODES = {
     exceptions.MethodNotAllowed: "method_not_allowed",

@@ -1,42 +1,107 @@
-"""Shape a `CompletionOutcome` as an OpenAI chat.completion body and the X-Trio-Details header."""
+"""Shape a `CompletionOutcome` as OpenAI chat.completion bodies and chunks, and the X-Trio-Details header."""
 from __future__ import annotations
 
 import json
+import re
 
-from ..outcomes import BallotResult, CandidateResult, CompletionOutcome
+from ..aggregation import PASSTHROUGH
+from ..backend import Usage
+from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
 
 # nginx's default proxy buffer is 4-8 KiB and many load balancers cap a header near there; the
 # full details always travel in the body under "trio".
 DETAILS_HEADER_MAX_BYTES = 8 * 1024
+# Streamed answers are cut into pieces of about this many characters, at word boundaries.
+CHUNK_CHARS = 64
 
 
-def chat_completion_body(outcome: CompletionOutcome) -> dict:
-    """Return the OpenAI `chat.completion` object for a decided outcome, with details under `trio`."""
-    winner = outcome.winner
+def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
+    """Return the OpenAI `chat.completion` object for a decided outcome, with details under `trio`.
+
+    A pass-through request is answered as the backend model would, without `trio`.
+    """
+    replies = outcome.replies(n)
+    body = {
+        **_envelope(outcome, "chat.completion"),
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": reply.finish_reason,
+            }
+            for index, reply in enumerate(replies)
+        ],
+        "usage": _usage(replies).as_dict(),
+    }
+    if outcome.ensemble.aggregation != PASSTHROUGH:
+        body["trio"] = details(outcome, n)
+    return body
+
+
+def chat_completion_chunks(outcome: CompletionOutcome, n: int = 1, *, include_usage: bool = False) -> list[dict]:
+    """Return the `chat.completion.chunk` objects streaming a decided outcome's answer.
+
+    Per choice a role chunk and content chunks; then each choice's finish chunk, the last one
+    carrying the details under `trio`; then, if asked for, the usage chunk (no choices).
+    """
+    envelope = _envelope(outcome, "chat.completion.chunk")
+    if include_usage:
+        envelope["usage"] = None  # as OpenAI does: every chunk but the last says "not here"
+    replies = outcome.replies(n)
+
+    def chunk(index: int, delta: dict, finish_reason: str | None = None) -> dict:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {**envelope, "choices": [choice]}
+
+    chunks = []
+    for index, reply in enumerate(replies):
+        chunks.append(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+        chunks += [chunk(index, {"content": piece}) for piece in text_pieces(reply.content)]
+    chunks += [chunk(index, {}, reply.finish_reason) for index, reply in enumerate(replies)]
+    if outcome.ensemble.aggregation != PASSTHROUGH:
+        chunks[-1]["trio"] = details(outcome, n)
+    if include_usage:
+        chunks.append({**envelope, "choices": [], "usage": _usage(replies).as_dict()})
+    return chunks
+
+
+def text_pieces(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """Return `text` cut into pieces of about `size` characters, at whitespace where possible."""
+    pieces, current = [], ""
+    for word in re.findall(r"\s*\S+\s*|\s+", text):
+        if current and len(current) + len(word) > size:
+            pieces.append(current)
+            current = ""
+        current += word
+    return pieces + [current] if current else pieces
+
+
+def _envelope(outcome: CompletionOutcome, kind: str) -> dict:
     return {
         "id": outcome.public_id,
-        "object": "chat.completion",
+        "object": kind,
         "created": int(outcome.created_at.timestamp()),
         "model": outcome.ensemble.name,
         "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": winner.content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": winner.finish_reason or "stop",
-            }
-        ],
-        "usage": winner.usage.as_dict(),
-        "trio": details(outcome),
     }
 
 
-def details(outcome: CompletionOutcome) -> dict:
+def _usage(replies: list[Reply]) -> Usage:
+    """Return the usage a single model would report for `replies`: the prompt once, every completion."""
+    if len(replies) <= 1:
+        return replies[0].usage if replies else Usage()
+    prompt = replies[0].usage.prompt_tokens
+    completion = sum(r.usage.completion_tokens for r in replies)
+    return Usage(prompt, completion, prompt + completion)
+
+
+def details(outcome: CompletionOutcome, n: int = 1) -> dict:
     """Return everything about the vote: candidates, ballots, timings and total usage."""
-    return {
+    body = {
         "request_id": outcome.public_id,
         "ensemble": outcome.ensemble.name,
+        "aggregation_method": outcome.ensemble.aggregation,
         "status": outcome.status,
         "winner_index": outcome.winner_index,
         "self_vote": outcome.ensemble.self_vote,
@@ -47,6 +112,13 @@ def details(outcome: CompletionOutcome) -> dict:
         "candidates": [_candidate(c) for c in outcome.candidates],
         "ballots": [_ballot(b) for b in outcome.ballots],
     }
+    if n > 1:
+        returned = len(outcome.replies(n))
+        body["choices_requested"], body["choices_returned"] = n, returned
+        if returned < n:
+            body["choices_note"] = (f"n={n} asked for more answers than the ensemble has ({returned}); "
+                                    "every answer is returned, best first.")
+    return body
 
 
 def _candidate(c: CandidateResult) -> dict:
@@ -56,6 +128,7 @@ def _candidate(c: CandidateResult) -> dict:
         "accepted": c.accepted, "preferred": c.preferred, "rank": c.rank,
         "finish_reason": c.finish_reason or None, "latency_ms": c.latency_ms,
         "usage": c.usage.as_dict(),
+        **({"request_id": f"trio-{c.request_id.hex}"} if c.request_id else {}),
     }
 
 

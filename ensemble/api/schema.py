@@ -51,6 +51,7 @@ class CandidateDetailSerializer(serializers.Serializer):
     finish_reason = serializers.CharField(allow_null=True)
     latency_ms = serializers.IntegerField()
     usage = UsageSerializer()
+    request_id = serializers.CharField(required=False, help_text="A nested ensemble's own stored request.")
 
 
 class BallotDetailSerializer(serializers.Serializer):
@@ -69,6 +70,7 @@ class BallotDetailSerializer(serializers.Serializer):
 class TrioDetailsSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     ensemble = serializers.CharField()
+    aggregation_method = serializers.CharField(help_text="acceptance_voting, judge, synthesize, random or concat.")
     status = serializers.CharField(help_text="ok, or partial when some members failed.")
     winner_index = serializers.IntegerField(allow_null=True)
     self_vote = serializers.BooleanField()
@@ -77,7 +79,10 @@ class TrioDetailsSerializer(serializers.Serializer):
     voting_ms = serializers.IntegerField()
     usage_total = UsageSerializer(help_text="Every backend call of the request, generation and voting.")
     candidates = CandidateDetailSerializer(many=True)
-    ballots = BallotDetailSerializer(many=True)
+    ballots = BallotDetailSerializer(many=True, help_text="Votes; for judge, the judge's single ballot.")
+    choices_requested = serializers.IntegerField(required=False, help_text="n, when n > 1.")
+    choices_returned = serializers.IntegerField(required=False, help_text="How many choices there are.")
+    choices_note = serializers.CharField(required=False, help_text="Set when there were fewer answers than n.")
 
 
 class ChatCompletionSerializer(serializers.Serializer):
@@ -88,7 +93,7 @@ class ChatCompletionSerializer(serializers.Serializer):
     system_fingerprint = serializers.CharField(allow_null=True)
     choices = ChoiceSerializer(many=True)
     usage = UsageSerializer(help_text="The winning answer's usage, as the client's own model would report.")
-    trio = TrioDetailsSerializer()
+    trio = TrioDetailsSerializer(required=False, help_text="Absent when a backend model was passed through.")
 
 
 class ModelSerializer(serializers.Serializer):
@@ -115,17 +120,42 @@ COMMON_ERRORS = {
 CHAT_ERRORS = {
     400: _error("Invalid JSON or an invalid field; `param` names it."),
     **COMMON_ERRORS,
-    404: _error("No model by that name (code model_not_found)."),
+    404: _error("No ensemble by that name (code model_not_found); for a pass-through name, the backend "
+                "has no such model either."),
     413: _error("Body larger than TRIO_MAX_BODY_BYTES (code request_too_large)."),
     415: _error("Content-Type is not application/json."),
     502: _error("Every ensemble member failed (code backend_error)."),
     504: _error("Every ensemble member timed out (code backend_timeout)."),
 }
 
+# One server-sent event as schemathesis and clients read it: `data` holds a chat.completion.chunk
+# object as JSON, an error object (`{"error": ...}`, once the headers are sent), or `[DONE]`.
+SSE_EVENT_SCHEMA = {
+    "type": "object", "required": ["data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "A chat.completion.chunk (JSON), an error object, or [DONE]."},
+    },
+}
+CHAT_OK = {
+    (200, "application/json"): OpenApiResponse(ChatCompletionSerializer, description="The answer."),
+    (200, "text/event-stream"): OpenApiResponse(SSE_EVENT_SCHEMA, description=(
+        "With `stream: true`: `: keep-alive` comments while the ensemble works, then chat.completion.chunk "
+        "events (the role, the text in pieces, finish chunks, the last with the details under `trio`, "
+        "the usage chunk if `stream_options.include_usage`) and `data: [DONE]`.")),
+}
+
 CHAT_EXAMPLE = OpenApiExample(
     "Ask the trio", request_only=True,
     value={"model": "trio", "messages": [{"role": "user", "content": "Name a prime number."}]},
 )
+DSL_EXAMPLE = OpenApiExample(
+    "Define the ensemble in the request", request_only=True,
+    value={"model": {"ensemble": [{"model": "llama3.2:3b"}, {"model": "mistral", "system_prompt": "Be terse."}],
+                     "aggregation_method": "judge", "judge_model": "qwen2.5:7b"},
+           "messages": [{"role": "user", "content": "Name a prime number."}]},
+)
+CHAT_EXAMPLES = [CHAT_EXAMPLE, DSL_EXAMPLE]
 
 
 def add_health_path(result, generator, request, public):

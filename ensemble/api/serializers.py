@@ -8,6 +8,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
+from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
+
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
@@ -107,18 +110,141 @@ class StopField(serializers.Field):
         return value
 
 
+MODEL_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
+MEMBER_SCHEMA = {
+    "type": "object", "required": ["model"], "additionalProperties": False,
+    "description": "A member: a backend model (or a nested ensemble object), with an optional system prompt "
+                   "prepended to its copy of the conversation.",
+    "properties": {
+        "model": {"oneOf": [MODEL_NAME_SCHEMA, {
+            "type": "object", "description": f"A nested ensemble: the same shape as the `model` object "
+                                             f"(at most {MAX_DEPTH} levels, {MAX_TOTAL_MEMBERS} members in all)."}]},
+        "system_prompt": {"type": "string", "nullable": True},
+    },
+}
+ENSEMBLE_SCHEMA = {
+    "type": "object", "required": ["ensemble"], "additionalProperties": False,
+    "description": "An ensemble defined in the request (the upstream Trio DSL).",
+    "properties": {
+        "ensemble": {"type": "array", "minItems": 1, "maxItems": MAX_MEMBERS, "items": {"anyOf": [
+            MEMBER_SCHEMA,
+            {"type": "object", "required": ["ensemble"], "description": "A nested ensemble standing for a member."},
+        ]}},
+        "aggregation_method": {"type": "string", "enum": list(METHODS), "default": ACCEPTANCE_VOTING},
+        "judge_model": {**MODEL_NAME_SCHEMA, "description": "The model that judges; required for judge."},
+        "synthesize_model": {**MODEL_NAME_SCHEMA, "description": "The model that combines; required for synthesize."},
+    },
+}
+ENSEMBLE_KEYS = set(ENSEMBLE_SCHEMA["properties"])
+MEMBER_KEYS = set(MEMBER_SCHEMA["properties"])
+
+
+@extend_schema_field({
+    "oneOf": [MODEL_NAME_SCHEMA, ENSEMBLE_SCHEMA],
+    "description": "An ensemble name (`trio`, an admin-defined one, or `trio:<name>`), any other backend "
+                   "model name (answered by that model alone), or an ensemble object.",
+})
+class ModelField(serializers.Field):
+    """`model`: a name, or an ensemble object (members may be ensembles) returned normalized."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            return _ensemble_spec(data, depth=1, budget=[MAX_TOTAL_MEMBERS])
+        return _model_name(data)
+
+    def to_representation(self, value):
+        return value
+
+
+def _model_name(value) -> str:
+    if not isinstance(value, str):
+        raise serializers.ValidationError("Must be a model name (a string) or an ensemble object.")
+    name = value.strip()
+    if not name:
+        raise serializers.ValidationError("The model name must not be empty.")
+    if len(name) > 200 or "\x00" in name:
+        raise serializers.ValidationError("A model name has at most 200 characters and no NUL.")
+    return name
+
+
+def _ensemble_spec(data: dict, *, depth: int, budget: list[int]) -> dict:
+    """Return a DSL ensemble object normalized (every key set), or raise with the path to the fault."""
+    if depth > MAX_DEPTH:
+        raise serializers.ValidationError(f"Ensembles may be nested at most {MAX_DEPTH} levels deep.")
+    unknown = sorted(set(data) - ENSEMBLE_KEYS)
+    if unknown:
+        raise serializers.ValidationError({unknown[0]: f"Unknown field; an ensemble has {sorted(ENSEMBLE_KEYS)}."})
+    members = data.get("ensemble")
+    if not isinstance(members, list) or not members:
+        raise serializers.ValidationError({"ensemble": "An ensemble needs a non-empty list of members."})
+    if len(members) > MAX_MEMBERS:
+        raise serializers.ValidationError(
+            {"ensemble": f"An ensemble has at most {MAX_MEMBERS} members; this one has {len(members)}."})
+    budget[0] -= len(members)
+    if budget[0] < 0:
+        raise serializers.ValidationError(
+            {"ensemble": f"A request may define at most {MAX_TOTAL_MEMBERS} members in all, nested ones included."})
+    method = data.get("aggregation_method") or ACCEPTANCE_VOTING
+    if method not in METHODS:
+        raise serializers.ValidationError({"aggregation_method": f"Must be one of: {', '.join(METHODS)}."})
+    spec = {"aggregation_method": method, "judge_model": "", "synthesize_model": ""}
+    for key, needed_by in (("judge_model", JUDGE), ("synthesize_model", SYNTHESIZE)):
+        if data.get(key) is not None or method == needed_by:
+            spec[key] = _field(key, _model_name, data.get(key))
+    normalized = []
+    for index, member in enumerate(members):
+        try:
+            normalized.append(_member(member, depth=depth, budget=budget))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"ensemble": {index: exc.detail}}) from None
+    return {"ensemble": normalized, **spec}
+
+
+def _member(data, *, depth: int, budget: list[int]) -> dict:
+    if isinstance(data, dict) and "ensemble" in data and "model" not in data:
+        return {"model": _ensemble_spec(data, depth=depth + 1, budget=budget), "system_prompt": ""}
+    if not isinstance(data, dict):
+        raise serializers.ValidationError('A member is an object: {"model": "...", "system_prompt": "..."}.')
+    unknown = sorted(set(data) - MEMBER_KEYS)
+    if unknown:
+        raise serializers.ValidationError({unknown[0]: f"Unknown field; a member has {sorted(MEMBER_KEYS)}."})
+    model = data.get("model")
+    if isinstance(model, dict):
+        model = _field("model", lambda spec: _ensemble_spec(spec, depth=depth + 1, budget=budget), model)
+    else:
+        model = _field("model", _model_name, model)
+    prompt = data.get("system_prompt") or ""
+    if not isinstance(prompt, str) or "\x00" in prompt:
+        raise serializers.ValidationError({"system_prompt": "Must be a string without NUL characters."})
+    return {"model": model, "system_prompt": prompt}
+
+
+def _field(key: str, parse, value):
+    """Return `parse(value)`, with any error reported under `key`."""
+    try:
+        return parse(value)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({key: exc.detail}) from None
+
+
+class StreamOptionsSerializer(serializers.Serializer):
+    include_usage = StrictBooleanField(required=False, help_text="Add a last chunk with the usage.")
+
+
 class ChatCompletionRequestSerializer(serializers.Serializer):
     """The fields of POST /v1/chat/completions that Trio reads; others are ignored, as OpenAI does."""
 
-    model = StrictCharField(min_length=1, max_length=200)
+    model = ModelField()
     messages = serializers.ListField(child=MessageSerializer(), allow_empty=False, min_length=1, max_length=10_000)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
-    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1,
-                           error_messages={"max_value": "Only n=1 is supported for now."})
-    stream = StrictBooleanField(required=False, allow_null=True)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_MEMBERS,
+                           help_text="How many answers, best first (fewer if the ensemble has fewer).")
+    stream = StrictBooleanField(required=False, allow_null=True,
+                                help_text="Answer with server-sent events (text/event-stream).")
+    stream_options = StreamOptionsSerializer(required=False, allow_null=True)
     stop = StopField(required=False, allow_null=True)
     seed = StrictIntegerField(required=False, allow_null=True)
     presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)

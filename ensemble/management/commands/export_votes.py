@@ -27,7 +27,7 @@ from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 REQUEST_COLUMNS = (
     "id", "created_at", "ensemble", "status", "error", "winner_model", "winner_index",
     "voter_count", "latency_ms", "generation_ms", "voting_ms", "prompt_tokens",
-    "completion_tokens", "total_tokens", "prompt_excerpt",
+    "completion_tokens", "total_tokens", "prompt_excerpt", "aggregation_method", "parent_id",
 )
 CANDIDATE_COLUMNS = (
     "index", "model", "status", "error", "is_winner", "rank", "accepted_count", "preferred_count",
@@ -151,6 +151,7 @@ def request_document(request: CompletionRequest) -> dict:
 def _request_fields(request: CompletionRequest) -> dict:
     fields = {name: getattr(request, name) for name in REQUEST_COLUMNS}
     fields["id"] = request.public_id  # the id clients saw in the API response
+    fields["parent_id"] = f"trio-{request.parent_id.hex}" if request.parent_id else None  # nested ensembles
     return fields
 
 

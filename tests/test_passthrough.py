@@ -1,0 +1,80 @@
+"""Pass-through: a name that is no ensemble goes straight to that backend model and is recorded as such."""
+import openai
+import pytest
+
+from ensemble.models import Ballot, Candidate, CompletionRequest
+
+QUESTION = [{"role": "user", "content": "What is the boiling point of water?"}]
+
+
+@pytest.fixture
+def client(trio):
+    return openai.OpenAI(base_url=f"{trio}/v1", api_key="x", max_retries=0, timeout=30)
+
+
+def test_a_backend_model_answers_alone_in_its_own_format(client, backend):
+    raw = client.chat.completions.with_raw_response.create(
+        model="solo@quality=0.7", messages=QUESTION, temperature=0.2, max_tokens=40)
+    completion = raw.parse()
+
+    assert completion.model == "solo@quality=0.7"
+    assert completion.choices[0].message.content.startswith("[solo quality=0.70]")
+    assert "trio" not in completion.model_extra  # answered as the model would, without voting details
+    assert completion.usage.total_tokens > 0
+    assert [(call.model, call.is_ballot) for call in backend.calls] == [("solo@quality=0.7", False)]
+    assert backend.calls[0].body["messages"] == QUESTION
+    assert (backend.calls[0].body["temperature"], backend.calls[0].body["max_tokens"]) == (0.2, 40)
+    assert completion.id in raw.headers["X-Trio-Details"]
+
+
+def test_it_is_recorded_as_a_one_candidate_request(client):
+    completion = client.chat.completions.create(model="solo", messages=QUESTION)
+
+    request = CompletionRequest.objects.get()
+    assert request.public_id == completion.id
+    assert (request.ensemble, request.aggregation_method, request.members) == ("solo", "passthrough", ["solo"])
+    assert (request.status, request.winner_model, request.voter_count) == ("ok", "solo", 0)
+    assert list(Candidate.objects.values_list("model", "is_winner", "rank")) == [("solo", True, 1)]
+    assert not Ballot.objects.exists()
+    assert request.total_tokens == completion.usage.total_tokens
+
+
+def test_a_model_the_backend_does_not_know_is_our_404_model_not_found(client):
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="ghost@status=404", messages=QUESTION)
+
+    error = caught.value.body
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+    assert "ghost@status=404" in error["message"]
+    request = CompletionRequest.objects.get()
+    assert (request.status, request.aggregation_method) == ("failed", "passthrough")
+
+
+@pytest.mark.parametrize("model, status, code", [
+    ("broken@status=500", 502, "backend_error"),
+    ("picky@status=400", 502, "backend_error"),
+    ("sleepy@hang", 504, "backend_timeout"),
+])
+def test_other_backend_failures_are_502_or_504_in_the_openai_shape(http, trio_settings, model, status, code):
+    trio_settings.TRIO_TIMEOUT = 0.3
+
+    response = http.post("/v1/chat/completions", json={"model": model, "messages": QUESTION})
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code and model in response.json()["error"]["message"]
+
+
+def test_an_ensemble_name_is_never_passed_through(client, backend):
+    client.chat.completions.create(model="trio", messages=QUESTION)
+
+    assert "trio" not in {call.model for call in backend.calls}
+
+
+def test_it_streams_too(client, backend):
+    chunks = list(client.chat.completions.create(model="solo@quality=0.7", messages=QUESTION, stream=True))
+
+    assert {chunk.model for chunk in chunks} == {"solo@quality=0.7"}
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("[solo quality=0.70]")
+    assert not any("trio" in (chunk.model_extra or {}) for chunk in chunks)
+    assert len(backend.calls) == 1
