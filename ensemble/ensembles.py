@@ -27,6 +27,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from . import aggregation
+from .db import releases_connection
 from .models import EnsembleDefinition, EnsembleMember
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def _with_defaults(ensemble: Ensemble) -> Ensemble:
     return ensemble if ensemble.timeout is not None else dataclasses.replace(ensemble, timeout=settings.TRIO_TIMEOUT)
 
 
+@releases_connection
 def _load_rows() -> dict[str, Ensemble]:
     """Return every admin-defined ensemble with members, by name (two queries)."""
     members = Prefetch("members", queryset=EnsembleMember.objects.order_by("position", "id"))

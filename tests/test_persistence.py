@@ -16,23 +16,25 @@ from ensemble.recording import completion_record
 from ensemble.voting import Mark
 
 
-def test_32_concurrent_requests_are_all_stored_with_every_candidate_and_ballot(trio, trio_settings):
+@pytest.mark.parametrize("concurrent", [32, 64])
+def test_concurrent_requests_are_all_stored_with_every_candidate_and_ballot(trio, trio_settings, caplog, concurrent):
     trio_settings.TRIO_MODELS = ["alpha@latency=0.05,jitter=0.1,quality=0.9", "beta@jitter=0.1", "gamma@jitter=0.1"]
 
     async def fire():
-        async with httpx.AsyncClient(base_url=trio, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=trio, timeout=30, limits=httpx.Limits(max_connections=concurrent)) as client:
             body = {"model": "trio", "messages": [{"role": "user", "content": "count me"}]}
-            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(32)))
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(concurrent)))
 
     responses = asyncio.run(fire())
 
-    assert [r.status_code for r in responses] == [200] * 32
+    assert [r.status_code for r in responses] == [200] * concurrent
     ids = {r.json()["id"] for r in responses}
     assert {r.public_id for r in CompletionRequest.objects.all()} == ids
-    assert Candidate.objects.count() == 32 * 3
-    assert Ballot.objects.filter(status="ok").count() == 32 * 3
-    assert BallotMark.objects.count() == 32 * 9
+    assert Candidate.objects.count() == concurrent * 3
+    assert Ballot.objects.filter(status="ok").count() == concurrent * 3
+    assert BallotMark.objects.count() == concurrent * 9
     assert set(CompletionRequest.objects.values_list("status", flat=True)) == {"ok"}
+    assert not [r for r in caplog.records if "locked" in r.getMessage() or r.levelname == "ERROR"]
 
 
 def _outcome(members: int) -> CompletionOutcome:

@@ -24,6 +24,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from ..db import releases_connection
 from ..models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     warned_open = False  # per process: the open-API warning is logged once
 
+    @releases_connection
     def authenticate(self, request):
         if not keys_required():
             self._warn_open()
