@@ -23,6 +23,7 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py rollup_votes
 	exec $(BIN)/gunicorn trio_site.asgi:application \
 		--worker-class uvicorn_worker.UvicornWorker \
 		--workers $(WEB_CONCURRENCY) \

@@ -40,7 +40,9 @@ def main() -> None:
                 result = asyncio.run(fire(trio, "/v1/chat/completions", BODY, total=args.requests,
                                           concurrency=args.concurrency))
                 after = rss_kib(worker)
-        counts = _row_counts(database) if os.environ["DATABASE_URL"].startswith("sqlite") else None
+        sqlite = os.environ["DATABASE_URL"].startswith("sqlite")
+        counts = _row_counts(database) if sqlite else None
+        size = _database_bytes(database) if sqlite else None
 
     print(f"requests={args.requests} (+{args.warmup} warm-up) concurrency={args.concurrency} "
           f"backend latency={args.latency}s ±{args.latency / 2}s")
@@ -52,6 +54,15 @@ def main() -> None:
           f"after the soak: growth {(after - before) / 1024:.1f} MiB")
     if counts:
         print("rows: " + ", ".join(f"{table}={count}" for table, count in counts.items()))
+        stored = counts["completionrequest"]
+        print(f"database: {size / 1e6:.1f} MB for {stored} completions = {size / stored / 1024:.1f} KiB each "
+              f"(SQLite file after a checkpoint, indexes included)")
+
+
+def _database_bytes(path: str) -> int:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return os.path.getsize(path)
 
 
 def _row_counts(path: str) -> dict[str, int]:

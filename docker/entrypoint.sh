@@ -17,6 +17,8 @@ fi
 
 python manage.py migrate --noinput
 python manage.py ensure_admin
+# Roll up closed days of vote history now rather than on the first leaderboard view.
+python manage.py rollup_votes
 
 exec gunicorn trio_site.asgi:application \
     --worker-class uvicorn_worker.UvicornWorker \

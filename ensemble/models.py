@@ -159,9 +159,6 @@ class BallotMark(models.Model):
         constraints = [models.UniqueConstraint(fields=["ballot", "candidate"], name="mark_unique_candidate")]
         indexes = [
             models.Index(fields=["author_model", "voter_model"], name="mark_author_voter"),
-            # Leaderboard: covers the per-author tallies so they never read the table itself.
-            models.Index(fields=["author_model", "counted", "accepted", "preferred", "is_self", "request"],
-                         name="mark_author_tally"),
             # Head-to-head: a ballot's counted marks and which one it preferred, without the table.
             models.Index(fields=["ballot", "counted", "preferred", "author_model"], name="mark_ballot_verdict"),
         ]
