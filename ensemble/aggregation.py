@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from .voting import fenced_candidates, render_conversation
+from .voting import candidates_prompt
 
 ACCEPTANCE_VOTING = "acceptance_voting"
 JUDGE = "judge"
@@ -52,17 +52,8 @@ def random_member(seed: str, size: int) -> int:
 
 def synthesis_messages(conversation: Sequence[dict], texts: Sequence[str], nonce: str) -> list[dict]:
     """Return the chat messages asking the synthesizer for one reply combining `texts`."""
-    user = (
-        "The conversation so far:\n\n"
-        f"{render_conversation(conversation)}\n\n"
-        f"There are {len(texts)} candidate replies to its last message.\n\n"
-        f"{fenced_candidates(texts, nonce)}\n\n"
-        f"{SYNTHESIS_INSTRUCTIONS.format(nonce=nonce)}"
-    )
-    return [
-        {"role": "system", "content": SYNTHESIS_SYSTEM_PROMPT},
-        {"role": "user", "content": user},
-    ]
+    return candidates_prompt(conversation, texts, nonce, system=SYNTHESIS_SYSTEM_PROMPT,
+                             instructions=SYNTHESIS_INSTRUCTIONS)
 
 
 def concat_reply(answers: Sequence[tuple[str, str]]) -> str:

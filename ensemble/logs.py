@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from .middleware_base import HybridMiddleware
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -22,42 +22,19 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HybridMiddleware):
     """Bind a request id for the request's lifetime and return it as X-Request-ID."""
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        token = self._bind(request)
-        try:
-            return self._tag(self.get_response(request))
-        finally:
-            request_id_var.reset(token)
-
-    async def _acall(self, request):
-        token = self._bind(request)
-        try:
-            return self._tag(await self.get_response(request))
-        finally:
-            request_id_var.reset(token)
-
-    @staticmethod
-    def _bind(request) -> contextvars.Token:
+    def enter(self, request) -> contextvars.Token:
         given = request.headers.get("X-Request-ID", "")
         request.request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         return request_id_var.set(request.request_id)
 
-    @staticmethod
-    def _tag(response):
-        response["X-Request-ID"] = request_id_var.get()
+    def leave(self, request, token: contextvars.Token) -> None:
+        request_id_var.reset(token)
+
+    def process(self, request, response):
+        response["X-Request-ID"] = request.request_id
         return response
 
 

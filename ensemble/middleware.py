@@ -8,12 +8,12 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import orjson
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.middleware import common, security
 
 from .api.errors import error_body, openai_error
 from .backend import clients_close_for_running_loop
+from .middleware_base import HybridMiddleware
 from .recording import writer_close
 
 API_PREFIX = "/v1/"
@@ -21,28 +21,11 @@ API_PREFIX = "/v1/"
 _CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large", 500: "internal_error"}
 
 
-class OpenAIErrorMiddleware:
-    """Replace a non-JSON error response under /v1/ (Django's HTML 404, 400, 500 pages) with JSON.
+class OpenAIErrorMiddleware(HybridMiddleware):
+    """Replace a non-JSON error response under /v1/ (Django's HTML 404, 400, 500 pages) with JSON."""
 
-    Written as a native async middleware: Django's MiddlewareMixin would run each call in the
-    single sync thread, which serializes concurrent requests.
-    """
-
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        return self._convert(request, self.get_response(request))
-
-    async def _acall(self, request):
-        return self._convert(request, await self.get_response(request))
+    def process(self, request, response):
+        return self._convert(request, response)
 
     @staticmethod
     def _convert(request, response):

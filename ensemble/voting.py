@@ -79,20 +79,23 @@ def fenced_candidates(shown: Sequence[str], nonce: str) -> str:
     )
 
 
-def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: str) -> list[dict]:
-    """Return the chat messages asking one voter to judge `shown` (candidate texts, in shown order)."""
-    fenced = fenced_candidates(shown, nonce)
+def candidates_prompt(conversation: Sequence[dict], shown: Sequence[str], nonce: str, *,
+                      system: str, instructions: str) -> list[dict]:
+    """Return chat messages showing the conversation and the fenced `shown` candidates, then `instructions`."""
     user = (
         "The conversation so far:\n\n"
         f"{render_conversation(conversation)}\n\n"
         f"There are {len(shown)} candidate replies to its last message.\n\n"
-        f"{fenced}\n\n"
-        f"{BALLOT_INSTRUCTIONS.format(nonce=nonce)}"
+        f"{fenced_candidates(shown, nonce)}\n\n"
+        f"{instructions.format(nonce=nonce)}"
     )
-    return [
-        {"role": "system", "content": BALLOT_SYSTEM_PROMPT},
-        {"role": "user", "content": user},
-    ]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: str) -> list[dict]:
+    """Return the chat messages asking one voter to judge `shown` (candidate texts, in shown order)."""
+    return candidates_prompt(conversation, shown, nonce, system=BALLOT_SYSTEM_PROMPT,
+                             instructions=BALLOT_INSTRUCTIONS)
 
 
 @dataclass(frozen=True)

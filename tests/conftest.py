@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 import pytest
@@ -13,6 +14,16 @@ from ensemble.recording import writer_close
 from ensemble.fakebackend import FakeBackend
 
 BACKEND_API_KEY = "sk-test-master-key"
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Return True as soon as `predicate()` is true, False if it is not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture(scope="session")

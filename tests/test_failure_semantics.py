@@ -8,17 +8,9 @@ import pytest
 from django.db import connection
 
 from ensemble.models import Ballot, Candidate, CompletionRequest
+from tests.conftest import wait_for
 
 BODY = {"model": "trio", "messages": [{"role": "user", "content": "Is water wet?"}]}
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_straggler_is_left_behind_once_the_quorum_answered(http, trio_settings):

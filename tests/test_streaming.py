@@ -1,12 +1,12 @@
 """stream: true — server-sent chunks once the vote is decided, keep-alives before, hang-ups recorded."""
 import json
-import time
 
 import httpx
 import openai
 import pytest
 
 from ensemble.models import Candidate, CompletionRequest
+from tests.conftest import wait_for
 
 QUESTION = [{"role": "user", "content": "Tell me about the moons of Jupiter."}]
 
@@ -14,15 +14,6 @@ QUESTION = [{"role": "user", "content": "Tell me about the moons of Jupiter."}]
 @pytest.fixture
 def client(trio):
     return openai.OpenAI(base_url=f"{trio}/v1", api_key="x", max_retries=0, timeout=30)
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def events(response: httpx.Response) -> list[str]:
