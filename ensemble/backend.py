@@ -85,6 +85,7 @@ class ChatResult:
     content: str
     finish_reason: str
     usage: Usage = field(default_factory=Usage)
+    body: dict = field(default_factory=dict, repr=False)  # the whole JSON answer, for pass-through
 
 
 def normalize_base_url(url: str) -> str:
@@ -180,6 +181,7 @@ def _chat_result(model: str, response: _Reply) -> ChatResult:
         content=content,
         finish_reason=choice.get("finish_reason") or "stop",
         usage=Usage.from_json(data.get("usage")),
+        body=data,
     )
 
 

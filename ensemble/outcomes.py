@@ -30,6 +30,7 @@ class CandidateResult:
     rank: int | None = None
     reason: str = ""  # the backend error's reason ("timeout", "http_404", ...); not stored
     request_id: uuid.UUID | None = None  # a nested ensemble's own request
+    backend_body: dict | None = field(default=None, repr=False)  # the backend's own JSON; not stored
 
     @property
     def ok(self) -> bool:

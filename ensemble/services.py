@@ -166,7 +166,7 @@ async def _call(client, index: int, model: str, messages: list[dict], params: di
                                reason=exc.reason)
     return CandidateResult(
         index, model, "ok", content=result.content, finish_reason=result.finish_reason,
-        latency_ms=monotonic_ms(started), usage=result.usage,
+        latency_ms=monotonic_ms(started), usage=result.usage, backend_body=result.body,
     )
 
 

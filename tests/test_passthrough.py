@@ -25,6 +25,11 @@ def test_a_backend_model_answers_alone_in_its_own_format(client, backend):
     assert backend.calls[0].body["messages"] == QUESTION
     assert (backend.calls[0].body["temperature"], backend.calls[0].body["max_tokens"]) == (0.2, 40)
     assert completion.id in raw.headers["X-Trio-Details"]
+    # The backend's own JSON is relayed (the fake's message has no `refusal`, ours would), with
+    # the stored request's id.
+    body = raw.http_response.json()
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": completion.choices[0].message.content}
+    assert body["id"].startswith("trio-") and body["object"] == "chat.completion"
 
 
 def test_it_is_recorded_as_a_one_candidate_request(client):

@@ -29,13 +29,14 @@ class UsageSerializer(serializers.Serializer):
 class AssistantMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["assistant"])
     content = serializers.CharField(allow_blank=True)
-    refusal = serializers.CharField(allow_null=True)
+    # Optional: a pass-through answer is the backend's own JSON, which may leave these out.
+    refusal = serializers.CharField(allow_null=True, required=False)
 
 
 class ChoiceSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     message = AssistantMessageSerializer()
-    logprobs = serializers.DictField(allow_null=True)
+    logprobs = serializers.DictField(allow_null=True, required=False)
     finish_reason = serializers.CharField()
 
 
@@ -90,7 +91,7 @@ class ChatCompletionSerializer(serializers.Serializer):
     object = serializers.ChoiceField(choices=["chat.completion"])
     created = serializers.IntegerField()
     model = serializers.CharField()
-    system_fingerprint = serializers.CharField(allow_null=True)
+    system_fingerprint = serializers.CharField(allow_null=True, required=False)  # absent in some pass-through answers
     choices = ChoiceSerializer(many=True)
     usage = UsageSerializer(help_text="The winning answer's usage, as the client's own model would report.")
     trio = TrioDetailsSerializer(required=False, help_text="Absent when a backend model was passed through.")
