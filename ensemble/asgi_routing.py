@@ -27,6 +27,16 @@ class APIHandler(ASGIHandler):
         finally:
             settings.MIDDLEWARE = full
 
+    async def __call__(self, scope, receive, send):
+        # Django wraps each request in a ThreadSensitiveContext, which starts a new thread for the
+        # request's first sync call and joins it at the end: a thread start and join per request,
+        # a sixth of the worker's CPU under load (py-spy). The API's few sync calls (Django's
+        # request signals, DRF's authentication) hold nothing across calls, so they can share
+        # asgiref's one long-lived sync thread instead.
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
 
 class PathRouter:
     """ASGI app sending API paths to `api` and everything else to `site`."""
