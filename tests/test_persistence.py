@@ -12,7 +12,7 @@ from ensemble.backend import Usage
 from ensemble.ensembles import Ensemble
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome
-from ensemble.recording import completion_record
+from ensemble.recording import completion_record, completions_record
 from ensemble.voting import Mark
 
 
@@ -79,3 +79,20 @@ def test_a_failed_request_is_stored_with_its_failures():
     request = CompletionRequest.objects.get()
     assert request.status == "failed" and request.winner_index is None
     assert list(request.candidates.values_list("status", "error")) == [("timeout", "no answer within 1s")] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_batch_is_split_under_the_parameter_limit_and_every_mark_points_at_its_own_rows():
+    outcomes = [_outcome(3) for _ in range(64)]  # 192 candidates x 15 columns: past SQLite's 999 parameters
+    for number, outcome in enumerate(outcomes):
+        outcome.candidates[0].content = f"answer {number}"
+
+    completions_record(outcomes)
+
+    assert CompletionRequest.objects.count() == 64 and Candidate.objects.count() == 192
+    assert BallotMark.objects.count() == 64 * 9
+    for mark in BallotMark.objects.select_related("ballot", "candidate"):
+        assert mark.ballot.request_id == mark.request_id == mark.candidate.request_id
+        assert (mark.ballot.voter_model, mark.candidate.model) == (mark.voter_model, mark.author_model)
+    first = {c.request_id: c.content for c in Candidate.objects.filter(index=0)}
+    assert first == {o.id: f"answer {n}" for n, o in enumerate(outcomes)}
