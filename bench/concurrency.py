@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import fake_backend, fire, percentile, trio_server  # noqa: E402
+from bench.harness import cpu_seconds, fake_backend, fire, percentile, trio_server, worker_pids  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
 
@@ -35,11 +35,14 @@ def main() -> None:
         direct = asyncio.run(fire(backend, "/v1/chat/completions", {"model": "alpha", "messages": MESSAGES},
                                   total=args.requests * members, concurrency=args.concurrency * members))
         round_trip = percentile(direct.latencies, 50)
-        with trio_server(backend, args.models, workers=args.workers) as (trio, _):
+        with trio_server(backend, args.models, workers=args.workers) as (trio, master):
             asyncio.run(fire(trio, "/v1/chat/completions", {"model": "trio", "messages": MESSAGES},
                              total=args.concurrency, concurrency=args.concurrency))  # warm-up
+            pids = {"trio workers": worker_pids(master), "fake backend": [backend.pid], "load generator": [None]}
+            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
             result = asyncio.run(fire(trio, "/v1/chat/completions", {"model": "trio", "messages": MESSAGES},
                                       total=args.requests, concurrency=args.concurrency))
+            cpu_used = {name: sum(map(cpu_seconds, group)) - cpu_before[name] for name, group in pids.items()}
 
     ideal = 2 * round_trip
     ideal_wall = math.ceil(args.requests / args.concurrency) * ideal
@@ -52,6 +55,8 @@ def main() -> None:
         f"{percentile(result.latencies, q) * 1000:.1f}" for q in (50, 95, 99)) + " ms")
     print(f"overhead over ideal ({ideal * 1000:.1f} ms) p50/p95/p99: " + "/".join(
         f"{percentile(overhead_ms, q):.1f}" for q in (50, 95, 99)) + " ms")
+    print("CPU per completion (ms): " + ", ".join(
+        f"{name} {seconds / args.requests * 1000:.2f}" for name, seconds in cpu_used.items()))
     print(f"wall {result.wall:.2f}s vs ideal {ideal_wall:.2f}s: ratio {result.wall / ideal_wall:.3f}")
 
 

@@ -41,14 +41,21 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
+class BackendURL(str):
+    """The fake backend's base URL, also carrying the pid of its process (for CPU accounting)."""
+
+    pid: int
+
+
 @contextlib.contextmanager
 def fake_backend(latency: float, jitter: float = 0.0):
-    """Run `manage.py fakebackend` in its own process; yield its base URL."""
+    """Run `manage.py fakebackend` in its own process; yield its base URL (a `BackendURL`)."""
     port = free_port()
     cmd = [PYTHON, "manage.py", "fakebackend", "--port", str(port), "--latency", str(latency),
            "--jitter", str(jitter)]
-    with _process(cmd, {}) as _:
-        url = f"http://127.0.0.1:{port}"
+    with running(cmd, dict(os.environ)) as process:
+        url = BackendURL(f"http://127.0.0.1:{port}")
+        url.pid = process.pid
         wait_until_up(f"{url}/health")
         yield url
 
@@ -68,21 +75,22 @@ def trio_server(backend_url: str, models: str, *, workers: int = 1, extra_env: d
         cmd = [str(Path(PYTHON).parent / "gunicorn"), "trio_site.asgi:application",
                "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers),
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048"]
-        with _process(cmd, env) as process:
+        with running(cmd, {**os.environ, **env}) as process:
             url = f"http://127.0.0.1:{port}"
             wait_until_up(f"{url}/health")
             yield url, process.pid
 
 
 @contextlib.contextmanager
-def _process(cmd: list[str], env: dict):
-    process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
+def running(cmd: list[str], env: dict, *, cwd: Path = ROOT, stdout=None):
+    """Run `cmd` with exactly the environment `env`; yield the process, stop it on exit."""
+    process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
     try:
         yield process
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -94,7 +102,8 @@ class LoadResult:
     statuses: dict[int, int]
 
 
-async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int) -> LoadResult:
+async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
+               headers: dict | None = None) -> LoadResult:
     """Send `total` POSTs with at most `concurrency` in flight and return their latencies.
 
     aiohttp rather than httpx: the load generator shares this 2-core machine with what it
@@ -105,13 +114,14 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int)
     statuses: dict[int, int] = {}
     queue = iter(range(total))
     payload = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
 
         async def slot():
             for _ in queue:
                 started = time.perf_counter()
-                async with session.post(path, data=payload, headers={"Content-Type": "application/json"}) as response:
+                async with session.post(path, data=payload, headers=headers) as response:
                     await response.read()
                 latencies.append(time.perf_counter() - started)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
@@ -119,6 +129,14 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int)
         started = time.perf_counter()
         await asyncio.gather(*(slot() for _ in range(concurrency)))
     return LoadResult(latencies, time.perf_counter() - started, statuses)
+
+
+def p50_ms(url: str, body: dict, requests: int, *, concurrency: int = 1, headers: dict | None = None) -> float:
+    """Return the median latency in ms of `requests` chat completions; every one must answer 200."""
+    result = asyncio.run(fire(url, "/v1/chat/completions", body, total=requests, concurrency=concurrency,
+                              headers=headers))
+    assert set(result.statuses) == {200}, result.statuses
+    return percentile(result.latencies, 50) * 1000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -132,6 +150,15 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """Return the user + system CPU time a process (default: this one) has used so far (Linux)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def worker_pids(master_pid: int) -> list[int]:

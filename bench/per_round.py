@@ -2,27 +2,20 @@
 
 A completion is two backend rounds (generation, then voting); with no concurrency there is no
 queueing, so (Trio's latency - 2 x the direct latency) / 2 is what Trio adds per round: HTTP in
-and out, validation, fan-out, ballot building and parsing, and the stored write. (A LiteLLM proxy
-in front of the same fake backend was not measured here: litellm[proxy] is not installed.)
+and out, validation, fan-out, ballot building and parsing, and the stored write. Compare it with
+what a LiteLLM proxy adds to one call: `litellm_proxy.py`.
 
     python bench/per_round.py --latency 0.2 --requests 50
 """
 import argparse
-import asyncio
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import fake_backend, fire, percentile, trio_server  # noqa: E402
+from bench.harness import fake_backend, p50_ms, trio_server  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "What is the tallest mountain in Africa?"}]
-
-
-def p50_ms(url: str, body: dict, requests: int) -> float:
-    result = asyncio.run(fire(url, "/v1/chat/completions", body, total=requests, concurrency=1))
-    assert set(result.statuses) == {200}, result.statuses
-    return percentile(result.latencies, 50) * 1000
 
 
 def main() -> None:

@@ -109,7 +109,7 @@ class BackendClient:
 
     Built on aiohttp rather than httpx: at 64 concurrent completions (192 backend calls in flight)
     httpx's connection pool cost 7 ms of CPU per completion more, most of it in its pool
-    bookkeeping (encode/httpx#3215); bench/backend_clients.py measures both. Create it inside
+    bookkeeping (encode/httpx#3215); bench/README.md has the figures. Create it inside
     the event loop that will use it.
     """
 
