@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import math
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,37 +28,48 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=192)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="measured runs against the same server (medians printed)")
     parser.add_argument("--models", default="alpha@quality=0.9,beta@quality=0.6,gamma@quality=0.4")
     args = parser.parse_args()
     members = len(args.models.split(","))
+    body = {"model": "trio", "messages": MESSAGES}
 
     with fake_backend(args.latency) as backend:
         direct = asyncio.run(fire(backend, "/v1/chat/completions", {"model": "alpha", "messages": MESSAGES},
                                   total=args.requests * members, concurrency=args.concurrency * members))
-        round_trip = percentile(direct.latencies, 50)
+        ideal = 2 * percentile(direct.latencies, 50)
+        ideal_wall = math.ceil(args.requests / args.concurrency) * ideal
+        print(f"requests={args.requests} concurrency={args.concurrency} workers={args.workers} "
+              f"members={members} backend latency={args.latency}s")
+        print(f"backend round trip p50 (measured, {args.concurrency * members} in flight): {ideal * 500:.1f} ms; "
+              f"ideal per request {ideal * 1000:.1f} ms, ideal wall {ideal_wall:.2f}s")
         with trio_server(backend, args.models, workers=args.workers) as (trio, master):
-            asyncio.run(fire(trio, "/v1/chat/completions", {"model": "trio", "messages": MESSAGES},
-                             total=args.concurrency, concurrency=args.concurrency))  # warm-up
+            asyncio.run(fire(trio, "/v1/chat/completions", body, total=args.concurrency,
+                             concurrency=args.concurrency))  # warm-up
             pids = {"trio workers": worker_pids(master), "fake backend": [backend.pid], "load generator": [None]}
-            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
-            result = asyncio.run(fire(trio, "/v1/chat/completions", {"model": "trio", "messages": MESSAGES},
-                                      total=args.requests, concurrency=args.concurrency))
-            cpu_used = {name: sum(map(cpu_seconds, group)) - cpu_before[name] for name, group in pids.items()}
+            runs = [measured_run(trio, body, args, ideal, ideal_wall, pids) for _ in range(args.runs)]
 
-    ideal = 2 * round_trip
-    ideal_wall = math.ceil(args.requests / args.concurrency) * ideal
-    overhead_ms = sorted((latency - ideal) * 1000 for latency in result.latencies)
-    print(f"requests={args.requests} concurrency={args.concurrency} workers={args.workers} "
-          f"members={members} backend latency={args.latency}s")
-    print(f"backend round trip p50 (measured, {args.concurrency * members} in flight): {round_trip * 1000:.1f} ms")
-    print(f"statuses: {result.statuses}")
-    print(f"trio latency p50/p95/p99: " + "/".join(
-        f"{percentile(result.latencies, q) * 1000:.1f}" for q in (50, 95, 99)) + " ms")
-    print(f"overhead over ideal ({ideal * 1000:.1f} ms) p50/p95/p99: " + "/".join(
-        f"{percentile(overhead_ms, q):.1f}" for q in (50, 95, 99)) + " ms")
-    print("CPU per completion (ms): " + ", ".join(
-        f"{name} {seconds / args.requests * 1000:.2f}" for name, seconds in cpu_used.items()))
-    print(f"wall {result.wall:.2f}s vs ideal {ideal_wall:.2f}s: ratio {result.wall / ideal_wall:.3f}")
+    print(f"median of {args.runs}: overhead p50/p95/p99 " + "/".join(
+        f"{statistics.median(run[q] for run in runs):.1f}" for q in (50, 95, 99))
+        + f" ms, wall ratio {statistics.median(run['wall'] for run in runs):.3f}, "
+        f"worker CPU per completion {statistics.median(run['cpu'] for run in runs):.2f} ms")
+
+
+def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, pids: dict) -> dict:
+    """Fire one measured run at Trio, print its figures and return them."""
+    cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+    result = asyncio.run(fire(trio, "/v1/chat/completions", body, total=args.requests,
+                              concurrency=args.concurrency))
+    cpu_ms = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / args.requests * 1000
+              for name, group in pids.items()}
+    overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]
+    figures = {q: percentile(overhead_ms, q) for q in (50, 95, 99)}
+    figures.update(wall=result.wall / ideal_wall, cpu=cpu_ms["trio workers"])
+    print(f"run: statuses {result.statuses}; overhead p50/p95/p99 "
+          + "/".join(f"{figures[q]:.1f}" for q in (50, 95, 99))
+          + f" ms; wall {result.wall:.2f}s, ratio {figures['wall']:.3f}; CPU per completion: "
+          + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
+    return figures
 
 
 if __name__ == "__main__":
