@@ -31,8 +31,10 @@ class APIHandler(ASGIHandler):
         # Django wraps each request in a ThreadSensitiveContext, which starts a new thread for the
         # request's first sync call and joins it at the end: a thread start and join per request,
         # a sixth of the worker's CPU under load (py-spy). The API's few sync calls (Django's
-        # request signals, DRF's authentication) hold nothing across calls, so they can share
-        # asgiref's one long-lived sync thread instead.
+        # request signals, DRF's initial() with at most one indexed API-key lookup) hold nothing
+        # across calls, so they can share asgiref's one long-lived sync thread instead. The price:
+        # those calls run one at a time per worker, so a slow database slows every API request's
+        # authentication, not just one; completions are stored by their own writer thread.
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         await self.handle(scope, receive, send)
