@@ -32,10 +32,12 @@ def completion_observe(outcome: CompletionOutcome) -> None:
     label = outcome.ensemble.metrics_name  # "request" / "passthrough" for names clients choose
     COMPLETIONS.labels(label, outcome.status).inc()
     for c in outcome.candidates:
-        BACKEND_CALLS.labels(c.model, "generation", c.status).observe(c.latency_ms / 1000)
+        BACKEND_CALLS.labels(_model_label(outcome, c.model, c.status), "generation", c.status).observe(
+            c.latency_ms / 1000)
     for b in outcome.ballots:
-        BACKEND_CALLS.labels(b.voter_model, "voting", b.status).observe(b.latency_ms / 1000)
-        BALLOTS.labels(b.voter_model, b.status).inc()
+        voter = _model_label(outcome, b.voter_model, b.status)
+        BACKEND_CALLS.labels(voter, "voting", b.status).observe(b.latency_ms / 1000)
+        BALLOTS.labels(voter, b.status).inc()
     if outcome.winner is not None:
         WINS.labels(label, outcome.winner.model).inc()
     logger.info(
@@ -49,6 +51,19 @@ def completion_observe(outcome: CompletionOutcome) -> None:
                         for c in outcome.candidates],
         },
     )
+
+
+def _model_label(outcome: CompletionOutcome, model: str, status: str) -> str:
+    """Return the metrics label of a backend model: its name when an operator configured it or the
+    backend answered it (the backend's own model list bounds those), else "other".
+
+    DSL and pass-through requests name models freely; labelling every name a client sends would
+    let anyone grow /metrics and the worker's memory without bound.
+    """
+    return model if outcome.ensemble.origin == "config" or status == "ok" else OTHER_MODEL
+
+
+OTHER_MODEL = "other"
 
 
 def metrics_exposition() -> bytes:
