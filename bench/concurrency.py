@@ -6,7 +6,7 @@ A completion needs two backend round trips (generation, then voting), so the ide
 2 × the measured backend round trip, and the ideal wall time is ceil(requests / concurrency) × that.
 
     python bench/concurrency.py --requests 192 --concurrency 64
-    python bench/concurrency.py --requests 512 --concurrency 256 --workers 2
+    WEB_CONCURRENCY=2 python bench/concurrency.py --requests 512 --concurrency 256
 """
 import argparse
 import asyncio
@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--requests", type=int, default=192)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 1)),
+                        help="gunicorn workers (default: WEB_CONCURRENCY, as `make run` uses it, or 1)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs against the same server (medians printed)")
     parser.add_argument("--models", default="alpha@quality=0.9,beta@quality=0.6,gamma@quality=0.4")
     args = parser.parse_args()
