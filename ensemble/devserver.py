@@ -9,6 +9,7 @@ module deliberately does not import Django.
 """
 
 import asyncio
+import socket
 import threading
 import time
 
@@ -72,6 +73,13 @@ class RunningServer:
 
     def __repr__(self) -> str:
         return f"<RunningServer {self.url}>"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that was free a moment ago on `host` (for a server started in another process)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def _connectable_host(host: str) -> str:

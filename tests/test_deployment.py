@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from ensemble.devserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -280,13 +281,6 @@ def test_the_build_context_leaves_out_secrets_and_local_state():
 
 
 # --- the scripts the image runs, run here --------------------------------------------------------
-
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def run_healthcheck(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True, timeout=30)

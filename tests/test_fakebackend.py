@@ -1,10 +1,18 @@
 """Tests of the fake OpenAI-compatible backend, over real HTTP (no Django, no DB)."""
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 
-from ensemble.devserver import run_in_thread
+from ensemble.devserver import free_port, run_in_thread
 from ensemble.fakebackend import Behaviour, FakeBackend, parse_behaviour, parse_model_option
+
+ROOT = Path(__file__).resolve().parent.parent
 
 KEY = "sk-test"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -166,3 +174,22 @@ def test_models_health_and_unknown_routes(client):
     assert client.get("/health/liveliness").json() == {"status": "ok"}
     assert client.get("/nope").status_code == 404
     assert client.post("/v1/chat/completions", content=b"{not json").status_code == 400
+
+
+def test_the_command_serves_even_when_web_concurrency_is_set_for_trio(tmp_path):
+    port = free_port()
+    command = [sys.executable, "manage.py", "fakebackend", "--port", str(port)]
+    env = {**os.environ, "WEB_CONCURRENCY": "2"}  # as `WEB_CONCURRENCY=2 make run fakebackend` leaves it
+    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as process:
+        try:
+            deadline = time.monotonic() + 30
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json() == {"status": "ok"}
+                    return
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            pytest.fail(f"the fake backend did not serve (exit code {process.poll()})")
+        finally:
+            process.terminate()

@@ -53,5 +53,7 @@ class Command(BaseCommand):
                           api_key=options["api_key"], seed=options["seed"])
         self.stdout.write(f"Fake backend on http://{options['host']}:{options['port']}/v1 "
                           f"(models: {', '.join(models) or 'any'}; default: {default})")
+        # One process by design: without workers=1, uvicorn takes WEB_CONCURRENCY from the
+        # environment (set for Trio's gunicorn) and refuses to start an app object with more.
         uvicorn.run(app, host=options["host"], port=options["port"], lifespan="off",
-                    log_level=options["log_level"])
+                    log_level=options["log_level"], workers=1)
