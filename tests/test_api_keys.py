@@ -1,9 +1,11 @@
 """API keys: /v1/ is open until a key exists, then needs `Authorization: Bearer <key>`; keys are stored hashed."""
+import asyncio
 import hashlib
 import io
 import logging
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -149,3 +151,20 @@ def test_the_admin_revokes_keys_and_cannot_show_or_add_one(admin_client):
     api_key.refresh_from_db()
     assert api_key.revoked_at is not None
     assert api_key_check(key) is None
+
+
+def test_concurrent_requests_with_keys_are_all_authenticated_and_attributed(trio):
+    # The API's sync calls (key lookups included) share one thread per worker: under 32
+    # concurrent requests, each must still see its own key, and none may be refused or lost.
+    keys = [api_key_create(name=f"client-{n}") for n in range(4)]
+
+    async def fire():
+        async with httpx.AsyncClient(base_url=trio, timeout=30) as client:
+            return await asyncio.gather(*(
+                client.post("/v1/chat/completions", json=GOOD, headers=bearer(keys[n % 4][1])) for n in range(32)))
+
+    responses = asyncio.run(fire())
+
+    assert [r.status_code for r in responses] == [200] * 32
+    stored = {request.public_id: request.api_key_id for request in CompletionRequest.objects.all()}
+    assert stored == {r.json()["id"]: keys[n % 4][0].pk for n, r in enumerate(responses)}
