@@ -77,6 +77,9 @@ or ``ACCEPTED: NONE`` / ``PREFERRED: NONE``.  A ``self_favour`` voter also
 accepts, and always prefers, a candidate tagged with its own model name.
 A ``garbage_ballot`` voter replies with prose that has no ballot lines.
 
+``n`` (1 to 128) asks for that many choices: the answer, then copies marked
+`` (choice 2)``, ``(choice 3)``...; usage counts them all.
+
 ``max_tokens`` (or ``max_completion_tokens``) smaller than the answer's
 word count truncates the answer to that many words with ``finish_reason:
 "length"``; a ballot instead drops its reasoning sentence and keeps its
@@ -127,6 +130,9 @@ _GARBAGE_BALLOT = (
     "What a delightful set of answers. Each has its own charm, much like"
     " the changing of the seasons, and I would rather not pick one today."
 )
+
+
+MAX_CHOICES = 128  # OpenAI's own limit on `n`
 
 
 @dataclass(frozen=True)
@@ -525,17 +531,20 @@ class FakeBackend:
         """Return a ``chat.completion`` object answering `body` with `content`."""
         prompt_tokens = sum(_count_words(_content_text(m.get("content")))
                             for m in body["messages"] if isinstance(m, dict))
-        completion_tokens = _count_words(content)
+        n = body.get("n")
+        n = n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_CHOICES else 1
+        contents = [content] + [f"{content} (choice {i + 1})" for i in range(1, n)]
+        completion_tokens = sum(_count_words(text) for text in contents)
         return {
             "id": f"chatcmpl-fake-{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
             "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
+                "index": index,
+                "message": {"role": "assistant", "content": text},
                 "finish_reason": finish_reason,
-            }],
+            } for index, text in enumerate(contents)],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,

@@ -100,6 +100,8 @@ class CompletionOutcome:
         if self.combined is not None:
             usage = reduce(Usage.__add__, (c.usage for c in self.candidates if c.ok), Usage())
             return [Reply(self.combined, "stop", usage)]
+        if self.ensemble.aggregation == aggregation.PASSTHROUGH and self.winner and self.winner.backend_body:
+            return _backend_replies(self.winner, n)
         ranked = sorted((c for c in self.candidates if c.rank is not None), key=lambda c: c.rank)
         return [Reply(c.content, c.finish_reason or "stop", c.usage) for c in ranked[:n]]
 
@@ -128,3 +130,15 @@ class CompletionOutcome:
     @property
     def all_timed_out(self) -> bool:
         return bool(self.candidates) and all(c.status == "timeout" for c in self.candidates)
+
+
+def _backend_replies(candidate: CandidateResult, n: int) -> list[Reply]:
+    """Return a pass-through model's own choices (it was sent `n`), its usage counted once, on the first."""
+    choices = [c for c in candidate.backend_body.get("choices") or [] if isinstance(c, dict)][:n]
+    replies = []
+    for position, choice in enumerate(choices):
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        content = message.get("content") if isinstance(message.get("content"), str) else ""
+        usage = candidate.usage if position == 0 else Usage()
+        replies.append(Reply(content, choice.get("finish_reason") or "stop", usage))
+    return replies or [Reply(candidate.content, candidate.finish_reason or "stop", candidate.usage)]

@@ -57,7 +57,7 @@ async def completion_create(
 ) -> CompletionOutcome:
     """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
     client = client or client_for_running_loop()
-    outcome = _new_outcome(ensemble, messages, {k: params[k] for k in GENERATION_PARAMS if k in params}, api_key_id)
+    outcome = _new_outcome(ensemble, messages, _forwarded(params, ensemble), api_key_id)
     deadline_at = time.monotonic() + settings.TRIO_DEADLINE
     try:
         await _run(outcome, client, deadline_at)
@@ -72,6 +72,16 @@ async def completion_create(
     if not outcome.answered:
         raise NoCandidates(outcome)
     return outcome
+
+
+def _forwarded(params: dict, ensemble: Ensemble) -> dict:
+    """Return the sampling parameters sent to the backend with every generation call.
+
+    `n` goes only to a pass-through model, which answers all n choices itself; an ensemble's
+    members answer once each and `n` picks among their ranked answers.
+    """
+    names = GENERATION_PARAMS + (("n",) if ensemble.aggregation == aggregation.PASSTHROUGH else ())
+    return {k: params[k] for k in names if k in params}
 
 
 def _new_outcome(ensemble: Ensemble, messages: list[dict], params: dict, api_key_id: int | None,

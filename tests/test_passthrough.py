@@ -83,3 +83,25 @@ def test_it_streams_too(client, backend):
     assert text.startswith("[solo quality=0.70]")
     assert not any("trio" in (chunk.model_extra or {}) for chunk in chunks)
     assert len(backend.calls) == 1
+
+
+def test_n_goes_to_the_backend_which_answers_every_choice(client, backend):
+    completion = client.chat.completions.create(model="solo", messages=QUESTION, n=3)
+
+    assert backend.calls[0].body["n"] == 3
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert completion.choices[1].message.content == completion.choices[0].message.content + " (choice 2)"
+
+
+def test_n_choices_stream_too_with_the_usage_counted_once(client, backend):
+    whole = client.chat.completions.create(model="solo", messages=QUESTION, n=2)
+    chunks = list(client.chat.completions.create(model="solo", messages=QUESTION, n=2, stream=True,
+                                                 stream_options={"include_usage": True}))
+
+    texts = {0: "", 1: ""}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts == {c.index: c.message.content for c in whole.choices}
+    assert chunks[-1].usage.total_tokens == whole.usage.total_tokens
+    assert backend.calls[-1].body["n"] == 2
