@@ -21,6 +21,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from . import charts, ratings, rollups, selectors
+from .api.auth import api_key_check, bearer_key
+from .api.errors import openai_error
 from .models import RequestStatus
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,25 @@ def staff_required(view):
             return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
         if not (request.user.is_active and request.user.is_staff):
             raise PermissionDenied("Vote history is for staff only.")
+        return view(request, *args, **kwargs)
+    return guarded
+
+
+def staff_or_api_key_required(view):
+    """Let in what `staff_required` lets in, and also a request bearing a valid Trio API key.
+
+    For dashboards and scripts reading aggregates (never prompts or answers): they have no browser
+    session, but they may have an API key. A key that is wrong or revoked gets the API's 401.
+    """
+    for_staff = staff_required(view)
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        key = bearer_key(request)
+        if key is None:
+            return for_staff(request, *args, **kwargs)
+        if api_key_check(key) is None:
+            return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
         return view(request, *args, **kwargs)
     return guarded
 
@@ -149,7 +170,7 @@ def leaderboard(request):
 
 
 @require_safe
-@staff_required
+@staff_or_api_key_required
 def leaderboard_json(request):
     board = _leaderboard_from(request)
     return JsonResponse({

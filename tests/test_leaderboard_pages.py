@@ -5,6 +5,8 @@ import pytest
 from django.test.utils import CaptureQueriesContext
 from django.db import connection
 
+from ensemble.api.auth import api_key_create, api_keys_revoke
+from ensemble.models import ApiKey
 from tests.factories import ago, build_vote, save_votes
 
 pytestmark = pytest.mark.django_db
@@ -132,3 +134,19 @@ def test_the_page_runs_a_bounded_number_of_queries(staff, history):
         staff.get("/leaderboard/", {"window": "7d"})
     # Once the closed days are rolled up, the same count on both databases, whatever the history.
     assert len(queries) == 13
+
+
+def test_the_json_answers_a_valid_api_key_for_dashboards_without_a_session(client, history):
+    _, key = api_key_create(name="grafana")
+    body = client.get("/leaderboard.json", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert [m["model"] for m in body["models"]] == ["alpha", "beta", "gamma"]
+    assert client.get("/leaderboard/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 302  # the page stays staff-only
+
+
+def test_the_json_refuses_a_wrong_or_revoked_key_with_the_api_401(client):
+    revoked, key = api_key_create(name="old")
+    api_keys_revoke(ApiKey.objects.filter(pk=revoked.pk))
+    for header in (f"Bearer {key}", "Bearer trio-not-a-key"):
+        response = client.get("/leaderboard.json", HTTP_AUTHORIZATION=header)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_api_key"

@@ -124,7 +124,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not keys_required():
             self._warn_open()
             return None  # open: ignore whatever key is sent (OpenAI SDKs always send one)
-        key = _bearer_key(request)
+        key = bearer_key(request)
         if key is None:
             raise exceptions.NotAuthenticated(
                 "You didn't provide an API key. Send it in an Authorization header: Bearer YOUR_KEY.")
@@ -145,7 +145,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                            "answers anyone. Create a key with `python manage.py create_api_key NAME`.")
 
 
-def _bearer_key(request) -> str | None:
+def bearer_key(request) -> str | None:
     """Return the key of an `Authorization: Bearer <key>` header, or None when there is none."""
     parts = get_authorization_header(request).split()
     if len(parts) != 2 or parts[0].lower() != b"bearer":
