@@ -5,7 +5,13 @@ persisted), measures the backend's own round trip at the same load, then fires r
 A completion needs two backend round trips (generation, then voting), so the ideal per request is
 2 × the measured backend round trip, and the ideal wall time is ceil(requests / concurrency) × that.
 
+By default every sender starts at once, so each batch of `concurrency` requests arrives together
+(the issue's benchmark). `--ramp S` spreads the senders' starts over S seconds, for the direct
+measurement and Trio alike, which is closer to independent clients; the ideal wall time then
+includes the ramp.
+
     python bench/concurrency.py --requests 192 --concurrency 64
+    python bench/concurrency.py --requests 192 --concurrency 64 --ramp 1
     WEB_CONCURRENCY=2 python bench/concurrency.py --requests 512 --concurrency 256
 """
 import argparse
@@ -30,6 +36,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 1)),
                         help="gunicorn workers (default: WEB_CONCURRENCY, as `make run` uses it, or 1)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs against the same server (medians printed)")
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="seconds over which the senders start (default 0: all at once)")
     parser.add_argument("--models", default="alpha@quality=0.9,beta@quality=0.6,gamma@quality=0.4")
     args = parser.parse_args()
     members = len(args.models.split(","))
@@ -37,16 +45,18 @@ def main() -> None:
 
     with fake_backend(args.latency) as backend:
         direct = asyncio.run(fire(backend, "/v1/chat/completions", {"model": "alpha", "messages": MESSAGES},
-                                  total=args.requests * members, concurrency=args.concurrency * members))
+                                  total=args.requests * members, concurrency=args.concurrency * members,
+                                  ramp=args.ramp))
         ideal = 2 * percentile(direct.latencies, 50)
-        ideal_wall = math.ceil(args.requests / args.concurrency) * ideal
+        last_start = args.ramp * (args.concurrency - 1) / args.concurrency
+        ideal_wall = math.ceil(args.requests / args.concurrency) * ideal + last_start
         print(f"requests={args.requests} concurrency={args.concurrency} workers={args.workers} "
-              f"members={members} backend latency={args.latency}s")
+              f"members={members} backend latency={args.latency}s ramp={args.ramp}s")
         print(f"backend round trip p50 (measured, {args.concurrency * members} in flight): {ideal * 500:.1f} ms; "
               f"ideal per request {ideal * 1000:.1f} ms, ideal wall {ideal_wall:.2f}s")
         with trio_server(backend, args.models, workers=args.workers) as (trio, master):
             asyncio.run(fire(trio, "/v1/chat/completions", body, total=args.concurrency,
-                             concurrency=args.concurrency))  # warm-up
+                             concurrency=args.concurrency, ramp=args.ramp))  # warm-up
             pids = {"trio workers": worker_pids(master), "fake backend": [backend.pid], "load generator": [None]}
             runs = [measured_run(trio, body, args, ideal, ideal_wall, pids) for _ in range(args.runs)]
 
@@ -60,7 +70,7 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
     """Fire one measured run at Trio, print its figures and return them."""
     cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
     result = asyncio.run(fire(trio, "/v1/chat/completions", body, total=args.requests,
-                              concurrency=args.concurrency))
+                              concurrency=args.concurrency, ramp=args.ramp))
     cpu_ms = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / args.requests * 1000
               for name, group in pids.items()}
     overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]

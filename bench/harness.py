@@ -98,8 +98,11 @@ class LoadResult:
 
 
 async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
-               headers: dict | None = None) -> LoadResult:
+               headers: dict | None = None, ramp: float = 0.0) -> LoadResult:
     """Send `total` POSTs with at most `concurrency` in flight and return their latencies.
+
+    With `ramp` > 0 the `concurrency` senders start evenly spread over that many seconds instead
+    of all at once; each sends its next request as soon as its previous one is answered.
 
     aiohttp rather than httpx: the load generator shares this 2-core machine with what it
     measures, and httpx's pool costs several times more CPU per request at this concurrency
@@ -113,7 +116,8 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
 
-        async def slot():
+        async def slot(number: int):
+            await asyncio.sleep(ramp * number / concurrency)
             for _ in queue:
                 started = time.perf_counter()
                 async with session.post(path, data=payload, headers=headers) as response:
@@ -122,7 +126,7 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(slot() for _ in range(concurrency)))
+        await asyncio.gather(*(slot(number) for number in range(concurrency)))
     return LoadResult(latencies, time.perf_counter() - started, statuses)
 
 
