@@ -5,6 +5,7 @@ before Django's ASGI handler, which reads the whole body before any middleware s
 """
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 import orjson
@@ -64,7 +65,7 @@ class BodySizeLimit:
         if limit is None:  # Django's "no limit"
             return await self.app(scope, receive, send)
         if _declared_length(scope) > limit:
-            return await _send_too_large(send)
+            return await _send_too_large(scope, send)
         received = 0
 
         async def receive_within_limit():
@@ -80,7 +81,7 @@ class BodySizeLimit:
 
         await self.app(scope, receive_within_limit, send)
         if received > limit:
-            await _send_too_large(send)
+            await _send_too_large(scope, send)
 
 
 def _declared_length(scope) -> int:
@@ -90,15 +91,30 @@ def _declared_length(scope) -> int:
     return 0
 
 
-async def _send_too_large(send) -> None:
+async def _send_too_large(scope, send) -> None:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     body = orjson.dumps(error_body(f"The request body is larger than the {limit}-byte limit.",
                                    code="request_too_large"))
     await send({"type": "http.response.start", "status": 413, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),  # the unread rest of the body makes the connection unusable
+        *_cors_headers(scope),
     ]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _cors_headers(scope) -> list[tuple[bytes, bytes]]:
+    """Return the CORS headers django-cors-headers would add, so that a browser can read the 413.
+
+    The refusal happens before Django's middleware runs. Trio configures CORS as an exact list of
+    origins (TRIO_CORS_ALLOWED_ORIGINS) for CORS_URLS_REGEX, so the decision is a lookup.
+    """
+    origin = next((value for name, value in scope["headers"] if name == b"origin"), None)
+    if origin is None or not re.match(settings.CORS_URLS_REGEX, scope["path"]):
+        return []
+    if origin.decode("latin-1") not in settings.CORS_ALLOWED_ORIGINS:
+        return []
+    return [(b"access-control-allow-origin", origin), (b"vary", b"origin")]
 
 
 class Lifespan:

@@ -62,6 +62,23 @@ def test_a_body_over_the_limit_is_refused_before_a_byte_of_it_is_sent(http, trio
     assert_still_answers(http)
 
 
+def test_the_early_413_carries_cors_headers_for_an_allowed_origin_only(http, trio, settings):
+    """A browser app on an allowed origin must be able to read why its upload was refused."""
+    settings.CORS_ALLOWED_ORIGINS = ["https://chat.example.com"]
+    url = urlsplit(trio)
+
+    def refuse(origin: bytes) -> bytes:
+        with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: " + origin +
+                         b"\r\nContent-Type: application/json\r\nContent-Length: 31457280\r\n\r\n")
+            return b"".join(iter(lambda: sock.recv(65536), b"")).lower()
+
+    allowed, other = refuse(b"https://chat.example.com"), refuse(b"https://evil.example.com")
+    assert allowed.startswith(b"http/1.1 413") and other.startswith(b"http/1.1 413")
+    assert b"access-control-allow-origin: https://chat.example.com" in allowed
+    assert b"access-control-allow-origin" not in other
+
+
 def test_the_limit_is_trio_max_body_bytes(http, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # what TRIO_MAX_BODY_BYTES sets
     under = {"model": "trio", "messages": [{"role": "user", "content": "a" * 60_000}]}
