@@ -356,3 +356,15 @@ def test_collectstatic_succeeds_as_the_image_build_runs_it(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "static" / "admin" / "css" / "base.css").exists()
+
+
+def test_loading_the_asgi_app_puts_what_it_loaded_out_of_the_garbage_collectors_reach(tmp_path):
+    """Otherwise every full collection under load walks Django's objects too (see trio_site/asgi.py)."""
+    script = "import gc, trio_site.asgi; print(gc.get_freeze_count(), len(gc.get_objects()))"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "trio_site.settings"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    frozen, still_tracked = map(int, result.stdout.split())
+    assert frozen > 50_000  # Django, DRF and the view modules
+    assert still_tracked < 1_000
