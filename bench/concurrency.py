@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import cpu_seconds, fake_backend, fire, percentile, trio_server, worker_pids  # noqa: E402
+from bench.harness import cpu_seconds, fake_backend, fire, gc_pauses, percentile, trio_server, worker_pids  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
 
@@ -69,8 +69,10 @@ def main() -> None:
 def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, pids: dict) -> dict:
     """Fire one measured run at Trio, print its figures and return them."""
     cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+    gc_before = gc_pauses(trio)
     result = asyncio.run(fire(trio, "/v1/chat/completions", body, total=args.requests,
                               concurrency=args.concurrency, ramp=args.ramp))
+    gc_after = gc_pauses(trio)
     cpu_ms = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / args.requests * 1000
               for name, group in pids.items()}
     overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]
@@ -80,7 +82,15 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
           + "/".join(f"{figures[q]:.1f}" for q in (50, 95, 99))
           + f" ms; wall {result.wall:.2f}s, ratio {figures['wall']:.3f}; CPU per completion: "
           + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
+    print("     garbage collector: " + ", ".join(
+        f"generation {gen} paused the workers {count:.0f}× for {seconds * 1000:.1f} ms in all"
+        for gen, (count, seconds) in _pauses_between(gc_before, gc_after).items()))
     return figures
+
+
+def _pauses_between(before: dict, after: dict) -> dict:
+    return {gen: (count - before.get(gen, (0, 0))[0], seconds - before.get(gen, (0, 0))[1])
+            for gen, (count, seconds) in sorted(after.items())}
 
 
 if __name__ == "__main__":

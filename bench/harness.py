@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from ensemble.devserver import free_port
 
@@ -60,9 +61,12 @@ def trio_server(backend_url: str, models: str, *, workers: int = 1, extra_env: d
     """Run Trio under gunicorn + uvicorn worker on a fresh database; yield (base URL, gunicorn pid)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        metrics_dir = Path(tmp) / "prometheus"  # /metrics then sums every worker, as in production
+        metrics_dir.mkdir()
         env = {
             "TRIO_BACKEND_URL": backend_url, "TRIO_MODELS": models, "TRIO_LOG_LEVEL": "WARNING",
             "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3"),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             **(extra_env or {}),
         }
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
@@ -158,6 +162,17 @@ def cpu_seconds(pid: int | None = None) -> float:
         return times.user + times.system
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def gc_pauses(url: str) -> dict[str, tuple[float, float]]:
+    """Return the workers' garbage-collector pauses so far from /metrics: {generation: (count, seconds)}."""
+    pauses: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name in ("trio_gc_pause_seconds_count", "trio_gc_pause_seconds_sum"):
+                slot = 0 if sample.name.endswith("_count") else 1
+                pauses.setdefault(sample.labels["generation"], [0.0, 0.0])[slot] += sample.value
+    return {generation: (count, seconds) for generation, (count, seconds) in pauses.items()}
 
 
 def worker_pids(master_pid: int) -> list[int]:

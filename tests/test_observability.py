@@ -1,4 +1,5 @@
 """Request ids, the per-completion log line, JSON logs, Prometheus metrics and content-free storage."""
+import gc
 import json
 import logging
 
@@ -75,3 +76,12 @@ def test_without_content_storage_the_votes_are_kept_but_no_text(http, trio_setti
     assert set(Ballot.objects.values_list("raw_text", flat=True)) == {""}
     stored = json.dumps(list(CompletionRequest.objects.values()), default=str) + json.dumps(list(Candidate.objects.values()), default=str)
     assert "secret" not in stored
+
+
+def test_metrics_time_the_garbage_collectors_pauses_by_generation(http):
+    gc.collect()  # a full collection in this process, where the test server runs
+    text = http.get("/metrics").text
+    counts = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith("trio_gc_pause_seconds_count")}
+    assert counts['trio_gc_pause_seconds_count{generation="2"}'] >= 1
+    assert 'trio_gc_pause_seconds_count{generation="0"}' not in counts
