@@ -120,6 +120,9 @@ def main() -> None:
     finally:
         from django.db import connections
         connections.close_all()
+        for connection in connections.all(initialized_only=True):
+            if hasattr(connection, "close_pool"):  # PostgreSQL's pool keeps its sessions open otherwise
+                connection.close_pool()
         if not args.keep:
             dispose()
 
