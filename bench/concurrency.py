@@ -89,7 +89,8 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
 
 
 def _pauses_between(before: dict, after: dict) -> dict:
-    return {gen: (count - before.get(gen, (0, 0))[0], seconds - before.get(gen, (0, 0))[1])
+    """Return {generation: (count, seconds)} of the pauses between two `gc_pauses` readings."""
+    return {gen: (count - before.get(gen, [0, 0])[0], seconds - before.get(gen, [0, 0])[1])
             for gen, (count, seconds) in sorted(after.items())}
 
 
