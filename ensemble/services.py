@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import aggregation, voting
+from .admission import admission_release
 from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
     client_for_running_loop, monotonic_ms,
@@ -209,6 +210,7 @@ async def _generate_nested(client, index: int, ensemble: Ensemble, messages: lis
 
 async def _chat(client, model, messages, params, timeout: float, deadline_at: float) -> ChatResult:
     """Return one backend completion, retrying once after a refused connection, 429 or 503."""
+    admission_release()  # waiting on the backend now: let the next request in
     for attempt in (1, 2):
         remaining = deadline_at - time.monotonic()
         if remaining <= 0:

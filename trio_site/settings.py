@@ -295,6 +295,8 @@ TRIO_DEADLINE = env_number("TRIO_DEADLINE", 2 * TRIO_TIMEOUT, minimum=0.001)
 # more and go on without the rest. "0.5x" means half the quorum's median latency; "2" means 2 s.
 TRIO_QUORUM = env_number("TRIO_QUORUM", 0, cast=int, minimum=0)
 TRIO_STRAGGLER_GRACE = env_grace("TRIO_STRAGGLER_GRACE", "0.5x")
+# Chat completions that may be starting at once per worker (see ensemble.admission); 0 = no limit.
+TRIO_ADMISSION_SLOTS = env_number("TRIO_ADMISSION_SLOTS", 3, cast=int, minimum=0)
 # Pause before the single retry of a call refused with 429/503 or a connection error.
 TRIO_RETRY_BACKOFF = env_number("TRIO_RETRY_BACKOFF", 0.2, minimum=0)
 # prometheus_client's multiprocess mode (needed with WEB_CONCURRENCY > 1): an empty writable dir.
