@@ -18,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import time
 import weakref
 
 from django.conf import settings
+
+from .metrics import ADMISSION_WAIT
 
 
 class _Slot:
@@ -50,10 +53,12 @@ def admitted(view):
         gate = _gate_for_running_loop()
         if gate is None:
             return await view(request, *args, **kwargs)
+        waiting_since = time.monotonic()
         await gate.acquire()  # cancelled while waiting (the client left): nothing is held
         slot = _Slot(gate)
         token = _current_slot.set(slot)
         try:
+            ADMISSION_WAIT.observe(time.monotonic() - waiting_since)
             return await view(request, *args, **kwargs)
         finally:
             slot.release()

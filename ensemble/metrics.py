@@ -26,6 +26,11 @@ BACKEND_CALLS = Histogram(
 )
 BALLOTS = Counter("trio_ballots", "Ballots cast in voting rounds, by voter and result.", ["voter_model", "status"])
 WINS = Counter("trio_wins", "Completions won, by model.", ["ensemble", "model"])
+ADMISSION_WAIT = Histogram(
+    "trio_admission_wait_seconds",
+    "Time chat completions waited for an admission slot before starting (TRIO_ADMISSION_SLOTS).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 GC_PAUSES = Histogram(
     "trio_gc_pause_seconds",
     "Time the garbage collector stopped the process (event loop included), by generation 1 or 2.",

@@ -85,3 +85,19 @@ def test_metrics_time_the_garbage_collectors_pauses_by_generation(http):
               if line.startswith("trio_gc_pause_seconds_count")}
     assert counts['trio_gc_pause_seconds_count{generation="2"}'] >= 1
     assert 'trio_gc_pause_seconds_count{generation="0"}' not in counts
+
+
+def admission_waits(http) -> float:
+    lines = http.get("/metrics").text.splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith("trio_admission_wait_seconds_count"))
+
+
+def test_metrics_count_the_waits_at_the_admission_gate(http, trio_settings):
+    before = admission_waits(http)
+    http.post("/v1/chat/completions", json=BODY)
+    http.post("/v1/chat/completions", json=BODY)
+    assert admission_waits(http) == before + 2
+
+    trio_settings.TRIO_ADMISSION_SLOTS = 0  # no gate, nothing to wait for
+    http.post("/v1/chat/completions", json=BODY)
+    assert admission_waits(http) == before + 2
