@@ -23,7 +23,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import cpu_seconds, fake_backend, fire, gc_pauses, percentile, trio_server, worker_pids  # noqa: E402
+from bench.harness import (  # noqa: E402
+    cpu_seconds, fake_backend, fire, gc_pauses, histogram_totals, percentile, trio_server, worker_pids,
+)
 
 MESSAGES = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
 
@@ -69,10 +71,10 @@ def main() -> None:
 def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, pids: dict) -> dict:
     """Fire one measured run at Trio, print its figures and return them."""
     cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
-    gc_before = gc_pauses(trio)
+    gc_before, waits_before = gc_pauses(trio), admission_waits(trio)
     result = asyncio.run(fire(trio, "/v1/chat/completions", body, total=args.requests,
                               concurrency=args.concurrency, ramp=args.ramp))
-    gc_after = gc_pauses(trio)
+    gc_after, waits_after = gc_pauses(trio), admission_waits(trio)
     cpu_ms = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / args.requests * 1000
               for name, group in pids.items()}
     overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]
@@ -84,12 +86,19 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
           + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
     print("     garbage collector: " + ", ".join(
         f"generation {gen} paused the workers {count:.0f}× for {seconds * 1000:.1f} ms in all"
-        for gen, (count, seconds) in _pauses_between(gc_before, gc_after).items()))
+        for gen, (count, seconds) in _gained_between(gc_before, gc_after).items()))
+    waited, seconds = _gained_between(waits_before, waits_after).get("", (0, 0.0))
+    if waited:  # TRIO_ADMISSION_SLOTS=0: no gate, nothing observed
+        print(f"     admission gate: {waited:.0f} requests waited {seconds / waited * 1000:.1f} ms on average")
     return figures
 
 
-def _pauses_between(before: dict, after: dict) -> dict:
-    """Return {generation: (count, seconds)} of the pauses between two `gc_pauses` readings."""
+def admission_waits(url: str) -> dict[str, list[float]]:
+    return histogram_totals(url, "trio_admission_wait_seconds")
+
+
+def _gained_between(before: dict, after: dict) -> dict:
+    """Return {label: (count, seconds)} of what a histogram gained between two readings."""
     return {gen: (count - before.get(gen, [0, 0])[0], seconds - before.get(gen, [0, 0])[1])
             for gen, (count, seconds) in sorted(after.items())}
 

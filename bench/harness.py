@@ -164,15 +164,23 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def gc_pauses(url: str) -> dict[str, list[float]]:
-    """Return the workers' garbage-collector pauses so far from /metrics: {generation: [count, seconds]}."""
-    pauses: dict[str, list[float]] = {}
+def histogram_totals(url: str, metric: str, label: str | None = None) -> dict[str, list[float]]:
+    """Return a histogram's totals so far from the workers' /metrics: {label value: [count, seconds]}.
+
+    Without `label`, the one entry is keyed "".
+    """
+    totals: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
         for sample in family.samples:
-            if sample.name in ("trio_gc_pause_seconds_count", "trio_gc_pause_seconds_sum"):
+            if sample.name in (f"{metric}_count", f"{metric}_sum"):
                 slot = 0 if sample.name.endswith("_count") else 1
-                pauses.setdefault(sample.labels["generation"], [0.0, 0.0])[slot] = sample.value
-    return pauses
+                totals.setdefault(sample.labels[label] if label else "", [0.0, 0.0])[slot] = sample.value
+    return totals
+
+
+def gc_pauses(url: str) -> dict[str, list[float]]:
+    """Return the workers' garbage-collector pauses so far: {generation: [count, seconds]}."""
+    return histogram_totals(url, "trio_gc_pause_seconds", "generation")
 
 
 def worker_pids(master_pid: int) -> list[int]:
