@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import (  # noqa: E402
-    cpu_seconds, fake_backend, fire, gc_pauses, histogram_totals, percentile, trio_server, worker_pids,
+    admission_waits, cpu_seconds, fake_backend, fire, gc_pauses, percentile, trio_server, worker_pids,
 )
 
 MESSAGES = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
@@ -93,14 +93,10 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
     return figures
 
 
-def admission_waits(url: str) -> dict[str, list[float]]:
-    return histogram_totals(url, "trio_admission_wait_seconds")
-
-
 def _gained_between(before: dict, after: dict) -> dict:
     """Return {label: (count, seconds)} of what a histogram gained between two readings."""
-    return {gen: (count - before.get(gen, [0, 0])[0], seconds - before.get(gen, [0, 0])[1])
-            for gen, (count, seconds) in sorted(after.items())}
+    return {label: (count - before.get(label, [0, 0])[0], seconds - before.get(label, [0, 0])[1])
+            for label, (count, seconds) in sorted(after.items())}
 
 
 if __name__ == "__main__":

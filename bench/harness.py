@@ -183,6 +183,11 @@ def gc_pauses(url: str) -> dict[str, list[float]]:
     return histogram_totals(url, "trio_gc_pause_seconds", "generation")
 
 
+def admission_waits(url: str) -> dict[str, list[float]]:
+    """Return the workers' waits at the admission gate so far: {"": [count, seconds]}."""
+    return histogram_totals(url, "trio_admission_wait_seconds")
+
+
 def worker_pids(master_pid: int) -> list[int]:
     """Return the pids of gunicorn's workers (children of the master)."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
