@@ -137,17 +137,27 @@ def test_invalidating_forgets_the_days_and_their_rows(history):
     assert numbers(leaderboard()) == live
 
 
+def closed_days_ago(days: int) -> datetime:
+    """Return noon of the day `days` before the first still-open day, by the real clock.
+
+    The page and the command read the real clock; counting back from "now" instead would put
+    one day fewer behind the cut-off during the hour after each UTC midnight (SETTLE).
+    """
+    first_open = selectors.closed_until(datetime.now(tz.utc))
+    return selectors.utc_midnight(first_open - timedelta(days=days)) + timedelta(hours=12)
+
+
 def test_the_leaderboard_page_rolls_up_closed_days_as_it_goes(admin_client):
-    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)}, created_at=datetime.now(tz.utc) - timedelta(days=3))
+    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)}, created_at=closed_days_ago(3))
 
     body = admin_client.get("/leaderboard.json").json()
 
-    assert RollupDay.objects.count() >= 3
+    assert RollupDay.objects.count() == 3
     assert {m["model"]: m["wins"] for m in body["models"]} == {"a": 1, "b": 0}
 
 
 def test_rollup_votes_rolls_up_what_is_missing_and_rebuilds_on_demand():
-    vote(members=["a", "b"], created_at=datetime.now(tz.utc) - timedelta(days=2))
+    vote(members=["a", "b"], created_at=closed_days_ago(2))
 
     def run(*args) -> str:
         out = io.StringIO()
