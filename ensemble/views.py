@@ -7,6 +7,7 @@ from django.db import Error as DatabaseError
 from django.db import connection
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
 
 from .backend import BackendClient, BackendError
 from .metrics import CONTENT_TYPE_LATEST, metrics_exposition
@@ -16,6 +17,7 @@ from .metrics import CONTENT_TYPE_LATEST, metrics_exposition
 READY_TIMEOUT = 3.0
 
 
+@require_safe  # GET and HEAD; anything else is 405 with an Allow header
 async def metrics(request):
     """Prometheus scrape endpoint; bearer-token protected when TRIO_METRICS_TOKEN is set."""
     token = settings.TRIO_METRICS_TOKEN
@@ -24,11 +26,13 @@ async def metrics(request):
     return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
+@require_safe
 async def health(request):
     """Liveness: the process answers. Depends on nothing else, on purpose."""
     return JsonResponse({"status": "ok"})
 
 
+@require_safe
 async def health_ready(request):
     """Readiness: 200 when the database and the model backend both answer, else 503 naming what failed."""
     database, backend = await asyncio.gather(_database_error(), _backend_error())

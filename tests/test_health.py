@@ -150,3 +150,13 @@ def test_it_names_the_database_when_it_cannot_be_opened(backend, tmp_path):
     body = response.json()
     assert body["checks"] == {"database": "error", "backend": "ok"}
     assert body["errors"] == {"database": "OperationalError: unable to open database file"}
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/ready", "/metrics"])
+@pytest.mark.parametrize("method", ["POST", "TRACE", "DELETE"])
+def test_probes_answer_only_get_and_head(http, path, method):
+    response = http.request(method, path)
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert http.head(path).status_code == 200
