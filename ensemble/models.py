@@ -49,7 +49,8 @@ class CompletionRequest(UsageFields):
     """One call to /v1/chat/completions and its outcome. Usage fields are the ensemble's total."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_at = models.DateTimeField(db_index=True)
+    # Indexed by request_created_id (created_at, id), which serves every created_at lookup too.
+    created_at = models.DateTimeField()
     ensemble = models.CharField(max_length=200, default="trio")
     members = models.JSONField(default=list, help_text="Backend model names, in ensemble order.")
     messages = models.JSONField(default=list)
@@ -92,7 +93,9 @@ class CompletionRequest(UsageFields):
 class Candidate(UsageFields):
     """One ensemble member's answer (or failure) for a request."""
 
-    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="candidates")
+    # No index of its own: candidate_unique_index (request, index) serves lookups by request.
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="candidates",
+                                db_index=False)
     index = models.PositiveSmallIntegerField(help_text="Position of the member in the ensemble.")
     model = models.CharField(max_length=200)
     content = models.TextField(blank=True)
@@ -109,8 +112,8 @@ class Candidate(UsageFields):
         ordering = ["request", "index"]
         constraints = [models.UniqueConstraint(fields=["request", "index"], name="candidate_unique_index")]
         indexes = [
-            models.Index(fields=["model", "status"], name="candidate_model_status"),
-            # Leaderboard median latency: the middle rows of one model's successful calls, in order.
+            # Leaderboard median latency: the middle rows of one model's successful calls, in order
+            # (and every (model, status) lookup).
             models.Index(fields=["model", "status", "latency_ms"], name="candidate_model_latency"),
             # History filtered by model: "had a candidate" probed per request without reading candidates.
             models.Index(fields=["model", "request"], name="candidate_model_request"),
@@ -123,7 +126,8 @@ class Candidate(UsageFields):
 class Ballot(UsageFields):
     """One voter's reply in the voting round, with the order of candidates it was shown."""
 
-    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="ballots")
+    # No index of its own: ballot_unique_voter (request, voter_index) serves lookups by request.
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="ballots", db_index=False)
     voter_index = models.PositiveSmallIntegerField()
     voter_model = models.CharField(max_length=200)
     shown_order = models.JSONField(default=list, help_text="Candidate indexes as shown: position 1 first.")
@@ -144,7 +148,8 @@ class Ballot(UsageFields):
 class BallotMark(models.Model):
     """One voter's verdict on one candidate. `counted` is False for self-votes when they are excluded."""
 
-    ballot = models.ForeignKey(Ballot, on_delete=models.CASCADE, related_name="marks")
+    # No index of its own: mark_unique_candidate (ballot, candidate) serves lookups by ballot.
+    ballot = models.ForeignKey(Ballot, on_delete=models.CASCADE, related_name="marks", db_index=False)
     request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="marks")
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="marks")
     voter_model = models.CharField(max_length=200)

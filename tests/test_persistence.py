@@ -96,3 +96,22 @@ def test_a_large_batch_is_split_under_the_parameter_limit_and_every_mark_points_
         assert (mark.ballot.voter_model, mark.candidate.model) == (mark.voter_model, mark.author_model)
     first = {c.request_id: c.content for c in Candidate.objects.filter(index=0)}
     assert first == {o.id: f"answer {n}" for n, o in enumerate(outcomes)}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", [CompletionRequest, Candidate, Ballot, BallotMark])
+def test_no_index_of_the_history_tables_is_a_prefix_of_another(model):
+    """Every stored completion updates every index of these tables: one that another begins with only costs."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    # B-tree indexes and unique constraints only: not PostgreSQL's trigram index (GIN, no columns)
+    # nor its "_like" twins (varchar_pattern_ops, for LIKE 'x%'), which share their base's columns.
+    indexed = {name: c["columns"] for name, c in constraints.items()
+               if (c["unique"] or c.get("type") == "idx") and c["columns"] and not c["primary_key"]
+               and not name.endswith("_like")}
+    unique = {name for name, c in constraints.items() if c["unique"]}
+
+    covered = [(name, other) for name, columns in indexed.items() if name not in unique
+               for other, longer in indexed.items()
+               if other != name and longer[:len(columns)] == columns]
+    assert covered == []
