@@ -64,7 +64,8 @@ def main() -> None:
 
     print(f"median of {args.runs}: overhead p50/p95/p99 " + "/".join(
         f"{statistics.median(run[q] for run in runs):.1f}" for q in (50, 95, 99))
-        + f" ms, wall ratio {statistics.median(run['wall'] for run in runs):.3f}, "
+        + f" ms, mean {statistics.median(run['mean'] for run in runs):.1f} ms, "
+        f"wall ratio {statistics.median(run['wall'] for run in runs):.3f}, "
         f"worker CPU per completion {statistics.median(run['cpu'] for run in runs):.2f} ms")
 
 
@@ -79,10 +80,11 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
               for name, group in pids.items()}
     overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]
     figures = {q: percentile(overhead_ms, q) for q in (50, 95, 99)}
+    figures["mean"] = statistics.mean(overhead_ms)
     figures.update(wall=result.wall / ideal_wall, cpu=cpu_ms["trio workers"])
     print(f"run: statuses {result.statuses}; overhead p50/p95/p99 "
           + "/".join(f"{figures[q]:.1f}" for q in (50, 95, 99))
-          + f" ms; wall {result.wall:.2f}s, ratio {figures['wall']:.3f}; CPU per completion: "
+          + f" ms, mean {figures['mean']:.1f} ms; wall {result.wall:.2f}s, ratio {figures['wall']:.3f}; CPU per completion: "
           + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
     print("     garbage collector: " + ", ".join(
         f"generation {gen} paused the workers {count:.0f}× for {seconds * 1000:.1f} ms in all"
