@@ -20,16 +20,19 @@ pytestmark = pytest.mark.django_db
 def history():
     """Four requests between models a, b, c. Comments give what each contributes.
 
-    r1 ok, trio, 1 h ago. a prefers itself; b prefers a; c prefers itself. Winner a (2 accepts, 2 prefs).
-    r2 partial, trio, 2 h ago. c timed out; a prefers b; b's ballot is unparseable. Winner b.
-    r3 failed, trio, 3 h ago. Everyone errored: no winner, nobody "participated".
+    r1-r3 are minutes old, so they always fall in a day still read live (a day closes an hour after
+    its midnight); hours old, they fell in yesterday's rolled-up day between 01:00 and 03:00 UTC.
+
+    r1 ok, trio, 1 min ago. a prefers itself; b prefers a; c prefers itself. Winner a (2 accepts, 2 prefs).
+    r2 partial, trio, 2 min ago. c timed out; a prefers b; b's ballot is unparseable. Winner b.
+    r3 failed, trio, 3 min ago. Everyone errored: no winner, nobody "participated".
     r4 ok, duo (self-votes excluded), 10 days ago. a prefers itself (not counted); b prefers a. Winner a.
     """
-    r1 = vote(members=["a", "b", "c"], created_at=ago(hours=1), prompt="What is the capital of France?",
+    r1 = vote(members=["a", "b", "c"], created_at=ago(minutes=1), prompt="What is the capital of France?",
               ballots={0: ([0, 1], 0), 1: ([0, 1, 2], 0), 2: ([2], 2)}, latency_ms={0: 100, 1: 110, 2: 400})
-    r2 = vote(members=["a", "b", "c"], created_at=ago(hours=2), prompt="Write a haiku about rain",
+    r2 = vote(members=["a", "b", "c"], created_at=ago(minutes=2), prompt="Write a haiku about rain",
               failed={2: "timeout"}, ballots={0: ([1], 1), 1: "unparseable"}, latency_ms={0: 300, 1: 150, 2: 5000})
-    r3 = vote(members=["a", "b", "c"], created_at=ago(hours=3), prompt="Explain monads",
+    r3 = vote(members=["a", "b", "c"], created_at=ago(minutes=3), prompt="Explain monads",
               failed={0: "error", 1: "error", 2: "error"}, latency_ms={0: 9000, 1: 9000, 2: 9000})
     r4 = vote(members=["a", "b"], ensemble="duo", self_vote=False, created_at=ago(days=10), prompt="Capital of Peru?",
               ballots={0: ([0, 1], 0), 1: ([0, 1], 0)}, latency_ms={0: 200, 1: 130})
@@ -160,7 +163,7 @@ def test_win_rate_over_time_has_one_point_per_model_and_bucket(board_history):
     for bucket, model, participated, wins in board.over_time:
         by_model.setdefault(model, []).append((participated, wins))
         assert bucket.tzinfo is not None
-    # Day buckets: r4's day and today (r1 and r2 are both within the last 3 hours, maybe across midnight).
+    # Day buckets: r4's day and today (r1 and r2 are both within the last 3 minutes, maybe across midnight).
     assert sum(p for p, _ in by_model["a"]) == 3 and sum(w for _, w in by_model["a"]) == 2
     assert sum(p for p, _ in by_model["c"]) == 2 and sum(w for _, w in by_model["c"]) == 0
 
