@@ -10,6 +10,11 @@ TRIO_HOST ?= 127.0.0.1
 TRIO_PORT ?= 8000
 WEB_CONCURRENCY ?= 1
 
+# With more than one worker, each listens on its own SO_REUSEPORT socket and the kernel spreads
+# new connections evenly; on one shared socket, whichever worker woke first took most of a burst
+# (bench/README.md). Not with one worker: a second `make run` on the same port should fail loudly.
+REUSE_PORT := $(if $(filter-out 1,$(WEB_CONCURRENCY)),--reuse-port)
+
 .PHONY: run test setup bench fakebackend demo clean
 
 setup: $(STAMP)
@@ -26,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py rollup_votes
 	exec $(BIN)/gunicorn trio_site.asgi:application \
 		--worker-class uvicorn_worker.UvicornWorker \
-		--workers $(WEB_CONCURRENCY) \
+		--workers $(WEB_CONCURRENCY) $(REUSE_PORT) \
 		--bind $(TRIO_HOST):$(TRIO_PORT)
 
 test: $(STAMP)

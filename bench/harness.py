@@ -74,6 +74,8 @@ def trio_server(backend_url: str, models: str, *, workers: int = 1, extra_env: d
         cmd = [str(Path(PYTHON).parent / "gunicorn"), "trio_site.asgi:application",
                "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers),
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048"]
+        if workers > 1:  # as `make run` and the container do: one SO_REUSEPORT socket per worker
+            cmd.append("--reuse-port")
         with running(cmd, {**os.environ, **env}) as process:
             url = f"http://127.0.0.1:{port}"
             wait_until_up(f"{url}/health")

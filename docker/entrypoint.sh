@@ -20,7 +20,15 @@ python manage.py ensure_admin
 # Roll up closed days of vote history now rather than on the first leaderboard view.
 python manage.py rollup_votes
 
+workers="${WEB_CONCURRENCY:-1}"
+# With more than one worker, each listens on its own SO_REUSEPORT socket and the kernel spreads
+# new connections evenly; on one shared socket, whichever worker woke first took most of a burst.
+reuse_port=""
+if [ "$workers" -gt 1 ]; then
+    reuse_port="--reuse-port"
+fi
+
 exec gunicorn trio_site.asgi:application \
     --worker-class uvicorn_worker.UvicornWorker \
-    --workers "${WEB_CONCURRENCY:-1}" \
+    --workers "$workers" $reuse_port \
     --bind "0.0.0.0:${TRIO_PORT:-8000}"

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -316,8 +317,9 @@ def test_the_healthcheck_fails_when_nothing_listens(tmp_path):
     assert "unhealthy" in result.stderr
 
 
-def test_the_entrypoint_migrates_creates_the_admin_and_serves_until_stopped(tmp_path):
-    env = container_env(tmp_path, DJANGO_ALLOWED_HOSTS="trio.example.com")
+@contextmanager
+def entrypoint_serving(env: dict[str, str]):
+    """Run the entrypoint until it answers its healthcheck; yield it, then SIGTERM it and collect its output."""
     server = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -325,15 +327,40 @@ def test_the_entrypoint_migrates_creates_the_admin_and_serves_until_stopped(tmp_
             assert server.poll() is None, server.stdout.read()
             assert time.monotonic() < deadline, "gunicorn did not answer /health within 30 s"
             time.sleep(0.3)
+        yield server
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=30)
+        server.output, _ = server.communicate(timeout=30)
+
+
+def listening_sockets(port: int) -> int:
+    """Return how many IPv4 TCP sockets listen on `port` (Linux's /proc/net/tcp; state 0A is LISTEN)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if int(row[1].split(":")[1], 16) == port and row[3] == "0A")
+
+
+def test_the_entrypoint_migrates_creates_the_admin_and_serves_until_stopped(tmp_path):
+    env = container_env(tmp_path, DJANGO_ALLOWED_HOSTS="trio.example.com")
+    with entrypoint_serving(env) as server:
+        pass
+    output = server.output
     # exec: gunicorn itself got the SIGTERM and shut down cleanly.
     assert server.returncode == 0, output
     assert "Created admin user 'admin'" in output
     with sqlite3.connect(tmp_path / "trio.sqlite3") as db:
         assert db.execute("SELECT username FROM auth_user WHERE is_superuser").fetchall() == [("admin",)]
         assert db.execute("SELECT COUNT(*) FROM django_migrations WHERE app = 'ensemble'").fetchone()[0] >= 1
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_each_worker_listens_on_its_own_socket_when_there_are_several(tmp_path, workers):
+    """Several workers on one shared socket: whichever wakes first takes most of a burst of connections."""
+    env = container_env(tmp_path, WEB_CONCURRENCY=str(workers))
+    with entrypoint_serving(env):
+        deadline = time.monotonic() + 30
+        while listening_sockets(int(env["TRIO_PORT"])) < workers and time.monotonic() < deadline:
+            time.sleep(0.3)  # healthy once one worker listens; the others may still be starting
+        assert listening_sockets(int(env["TRIO_PORT"])) == workers
 
 
 def test_the_entrypoint_runs_a_one_off_command_instead_when_given_one(tmp_path):
@@ -368,3 +395,10 @@ def test_loading_the_asgi_app_puts_what_it_loaded_out_of_the_garbage_collectors_
     frozen, still_tracked = map(int, result.stdout.split())
     assert frozen > 50_000  # Django, DRF and the view modules
     assert still_tracked < 1_000
+
+
+@pytest.mark.parametrize("workers, reuse_port", [("1", False), ("2", True)])
+def test_make_run_gives_each_worker_its_own_socket_only_when_there_are_several(workers, reuse_port):
+    dry_run = subprocess.run(["make", "-n", "run", f"WEB_CONCURRENCY={workers}"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    assert ("--reuse-port" in dry_run) is reuse_port
