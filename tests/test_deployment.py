@@ -356,11 +356,12 @@ def test_the_entrypoint_migrates_creates_the_admin_and_serves_until_stopped(tmp_
 def test_each_worker_listens_on_its_own_socket_when_there_are_several(tmp_path, workers):
     """Several workers on one shared socket: whichever wakes first takes most of a burst of connections."""
     env = container_env(tmp_path, WEB_CONCURRENCY=str(workers))
-    with entrypoint_serving(env):
+    with entrypoint_serving(env) as server:
         deadline = time.monotonic() + 30
         while listening_sockets(int(env["TRIO_PORT"])) < workers and time.monotonic() < deadline:
             time.sleep(0.3)  # healthy once one worker listens; the others may still be starting
         assert listening_sockets(int(env["TRIO_PORT"])) == workers
+    assert server.returncode == 0, server.output  # every worker shut down cleanly on SIGTERM
 
 
 def test_the_entrypoint_runs_a_one_off_command_instead_when_given_one(tmp_path):
