@@ -10,6 +10,11 @@ By default every sender starts at once, so each batch of `concurrency` requests 
 measurement and Trio alike, which is closer to independent clients; the ideal wall time then
 includes the ramp.
 
+Each run also prints the p50 overhead of each wave (every sender's first request, then its
+second, ...). Only the first wave arrives all at once; each later request leaves when its
+sender's previous answer comes back, so later waves arrive spread out, and can come out below
+the ideal, which was measured with every direct call of a batch in flight at once.
+
     python bench/concurrency.py --requests 192 --concurrency 64
     python bench/concurrency.py --requests 192 --concurrency 64 --ramp 1
     WEB_CONCURRENCY=2 python bench/concurrency.py --requests 512 --concurrency 256
@@ -89,10 +94,20 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
     print("     garbage collector: " + ", ".join(
         f"generation {gen} paused the workers {count:.0f}× for {seconds * 1000:.1f} ms in all"
         for gen, (count, seconds) in _gained_between(gc_before, gc_after).items()))
+    print("     p50 overhead by wave (every sender's 1st request, 2nd, ...): " + " / ".join(
+        f"{percentile(wave, 50):.1f}" for wave in _by_wave(overhead_ms, result.waves)) + " ms")
     waited, seconds = _gained_between(waits_before, waits_after).get("", (0, 0.0))
     if waited:  # TRIO_ADMISSION_SLOTS=0: no gate, nothing observed
         print(f"     admission gate: {waited:.0f} requests waited {seconds / waited * 1000:.1f} ms on average")
     return figures
+
+
+def _by_wave(values: list[float], waves: list[int]) -> list[list[float]]:
+    """Return `values` grouped by wave number, first wave first."""
+    groups: dict[int, list[float]] = {}
+    for value, wave in zip(values, waves):
+        groups.setdefault(wave, []).append(value)
+    return [groups[wave] for wave in sorted(groups)]
 
 
 def _gained_between(before: dict, after: dict) -> dict:

@@ -101,6 +101,7 @@ class LoadResult:
     latencies: list[float]
     wall: float
     statuses: dict[int, int]
+    waves: list[int]  # per latency, which of its sender's requests it was (0 = the sender's first)
 
 
 async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
@@ -115,6 +116,7 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
     (encode/httpx#3215), which would show up as Trio's overhead.
     """
     latencies: list[float] = []
+    waves: list[int] = []
     statuses: dict[int, int] = {}
     queue = iter(range(total))
     payload = json.dumps(body).encode()
@@ -124,16 +126,17 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
 
         async def slot(number: int):
             await asyncio.sleep(ramp * number / concurrency)
-            for _ in queue:
+            for wave, _ in enumerate(queue):
                 started = time.perf_counter()
                 async with session.post(path, data=payload, headers=headers) as response:
                     await response.read()
                 latencies.append(time.perf_counter() - started)
+                waves.append(wave)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(slot(number) for number in range(concurrency)))
-    return LoadResult(latencies, time.perf_counter() - started, statuses)
+    return LoadResult(latencies, time.perf_counter() - started, statuses, waves)
 
 
 def p50_ms(url: str, body: dict, requests: int, *, concurrency: int = 1, headers: dict | None = None) -> float:
