@@ -21,7 +21,8 @@ application = Lifespan(BodySizeLimit(PathRouter(api=APIHandler(), site=site_appl
 # garbage collector's reach. Under load the in-flight requests push the collector into a full
 # collection every few seconds, and a full collection walks every tracked object: 45-85 ms with
 # the event loop stopped, felt by every request in flight. Frozen, it walks only what requests
-# allocated: 6-11 ms (bench/concurrency.py). The frozen objects live as long as the process anyway.
+# allocated: 6-50 ms depending on the machine (bench/concurrency.py). The frozen objects live as
+# long as the process anyway.
 get_resolver().url_patterns  # import the view modules now rather than on the first request
 gc.collect()
 gc.freeze()
