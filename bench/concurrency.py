@@ -11,9 +11,9 @@ measurement and Trio alike, which is closer to independent clients; the ideal wa
 includes the ramp.
 
 Each run also prints the p50 overhead of each wave (every sender's first request, then its
-second, ...). Only the first wave arrives all at once; each later request leaves when its
-sender's previous answer comes back, so later waves arrive spread out, and can come out below
-the ideal, which was measured with every direct call of a batch in flight at once.
+second, ...). Without `--ramp` the first wave arrives all at once; each later request leaves
+when its sender's previous answer comes back, so later waves arrive spread out, and can come
+out below the ideal, which was measured with every direct call of a batch in flight at once.
 
     python bench/concurrency.py --requests 192 --concurrency 64
     python bench/concurrency.py --requests 192 --concurrency 64 --ramp 1
