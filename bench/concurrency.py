@@ -15,6 +15,10 @@ second, ...). Without `--ramp` the first wave arrives all at once; each later re
 when its sender's previous answer comes back, so later waves arrive spread out, and can come
 out below the ideal, which was measured with every direct call of a batch in flight at once.
 
+And where the overhead accrues, step by step, read from the row Trio stored for each request
+(`overhead_by_step`): before the service takes the request, in each of the two rounds beyond
+the backend's round trip, and after the decision (the write and the response).
+
     python bench/concurrency.py --requests 192 --concurrency 64
     python bench/concurrency.py --requests 192 --concurrency 64 --ramp 1
     WEB_CONCURRENCY=2 python bench/concurrency.py --requests 512 --concurrency 256
@@ -25,8 +29,12 @@ import math
 import os
 import statistics
 import sys
+import tempfile
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import django  # noqa: E402
 
 from bench.harness import (  # noqa: E402
     admission_waits, cpu_seconds, fake_backend, fire, gc_pauses, percentile, trio_server, worker_pids,
@@ -50,7 +58,11 @@ def main() -> None:
     members = len(args.models.split(","))
     body = {"model": "trio", "messages": MESSAGES}
 
-    with fake_backend(args.latency) as backend:
+    with tempfile.TemporaryDirectory() as tmp, fake_backend(args.latency) as backend:
+        # Trio's database, which this process also reads (overhead_by_step); PostgreSQL if set.
+        os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/concurrency.sqlite3")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
+        django.setup()
         direct = asyncio.run(fire(backend, "/v1/chat/completions", {"model": "alpha", "messages": MESSAGES},
                                   total=args.requests * members, concurrency=args.concurrency * members,
                                   ramp=args.ramp))
@@ -96,10 +108,48 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
         for gen, (count, seconds) in _gained_between(gc_before, gc_after).items()))
     print("     p50 overhead by wave (every sender's 1st request, 2nd, ...): " + " / ".join(
         f"{percentile(wave, 50):.1f}" for wave in _by_wave(overhead_ms, result.waves)) + " ms")
+    steps = overhead_by_step(result, ideal / 2)
+    first_wave = [step for step, wave in steps if wave == 0]
+    if first_wave:  # nothing stored (every request failed): nothing to split
+        print("     p50 overhead by step, all requests / first wave: " + ", ".join(
+            f"{name} {percentile([s[name] for s, _ in steps], 50):.1f} / {percentile([s[name] for s in first_wave], 50):.1f}"
+            for name in STEPS) + " ms")
     waited, seconds = _gained_between(waits_before, waits_after).get("", (0, 0.0))
     if waited:  # TRIO_ADMISSION_SLOTS=0: no gate, nothing observed
         print(f"     admission gate: {waited:.0f} requests waited {seconds / waited * 1000:.1f} ms on average")
     return figures
+
+
+STEPS = ("before the service", "generation round", "voting round", "after the decision")
+
+
+def overhead_by_step(result, round_trip: float) -> list[tuple[dict[str, float], int]]:
+    """Return, per stored request, the ms it spent in each of `STEPS` beyond the backend, and its wave.
+
+    From the row Trio stored: `created_at` is when the service took the request (after uvicorn,
+    Django, the API-key check, the admission gate and validation); `generation_ms` and `voting_ms`
+    are the two rounds, each measured against one backend round trip; what is left of the
+    client's latency after `created_at + latency_ms` is the write and the response. The stored
+    durations are whole milliseconds, so each step is good to about 1 ms.
+    """
+    from ensemble.models import CompletionRequest
+
+    sent = {uuid.UUID(answer_id.removeprefix("trio-")): (left, latency, wave) for answer_id, left, latency, wave
+            in zip(result.ids, result.sent_at, result.latencies, result.waves) if answer_id}
+    rows = CompletionRequest.objects.filter(id__in=list(sent)).values_list(
+        "id", "created_at", "latency_ms", "generation_ms", "voting_ms")
+    steps = []
+    for request_id, created_at, latency_ms, generation_ms, voting_ms in rows:
+        left, latency, wave = sent[request_id]
+        taken = created_at.timestamp()
+        steps.append(({
+            "before the service": (taken - left) * 1000,
+            "generation round": generation_ms - round_trip * 1000,
+            "voting round": voting_ms - round_trip * 1000,
+            "after the decision": (left + latency - taken) * 1000 - latency_ms,
+        }, wave))
+    django.db.connections.close_all()  # hold nothing open on the database between runs
+    return steps
 
 
 def _by_wave(values: list[float], waves: list[int]) -> list[list[float]]:

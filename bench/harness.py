@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from ensemble.devserver import free_port
@@ -102,6 +103,8 @@ class LoadResult:
     wall: float
     statuses: dict[int, int]
     waves: list[int]  # per latency, which of its sender's requests it was (0 = the sender's first)
+    sent_at: list[float]  # per latency, the wall-clock time (time.time()) the request left
+    ids: list[str | None]  # per latency, the answer's `id` (a 200's JSON body), else None
 
 
 async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
@@ -117,6 +120,8 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
     """
     latencies: list[float] = []
     waves: list[int] = []
+    sent_at: list[float] = []
+    ids: list[str | None] = []
     statuses: dict[int, int] = {}
     queue = iter(range(total))
     payload = json.dumps(body).encode()
@@ -127,16 +132,26 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
         async def slot(number: int):
             await asyncio.sleep(ramp * number / concurrency)
             for wave, _ in enumerate(queue):
-                started = time.perf_counter()
+                left, started = time.time(), time.perf_counter()
                 async with session.post(path, data=payload, headers=headers) as response:
-                    await response.read()
+                    answer = await response.read()
                 latencies.append(time.perf_counter() - started)
                 waves.append(wave)
+                sent_at.append(left)
+                ids.append(_answer_id(answer) if response.status == 200 else None)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(slot(number) for number in range(concurrency)))
-    return LoadResult(latencies, time.perf_counter() - started, statuses, waves)
+    return LoadResult(latencies, time.perf_counter() - started, statuses, waves, sent_at, ids)
+
+
+def _answer_id(body: bytes) -> str | None:
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return answer.get("id") if isinstance(answer, dict) else None
 
 
 def p50_ms(url: str, body: dict, requests: int, *, concurrency: int = 1, headers: dict | None = None) -> float:
