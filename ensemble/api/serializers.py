@@ -232,7 +232,11 @@ class StreamOptionsSerializer(serializers.Serializer):
 
 
 class ChatCompletionRequestSerializer(serializers.Serializer):
-    """The fields of POST /v1/chat/completions that Trio reads; others are ignored, as OpenAI does."""
+    """The fields of POST /v1/chat/completions that Trio reads; any others are accepted and ignored.
+
+    OpenAI itself refuses unknown fields, but clients send fields Trio has no use for (`user`,
+    `logprobs`, `tools`, ...), and refusing them would break those clients outright.
+    """
 
     model = ModelField()
     messages = serializers.ListField(child=MessageSerializer(), allow_empty=False, min_length=1, max_length=10_000)
