@@ -132,6 +132,8 @@ def overhead_by_step(result, round_trip: float) -> list[tuple[dict[str, float], 
     client's latency after `created_at + latency_ms` is the write and the response. The stored
     durations are whole milliseconds, so each step is good to about 1 ms.
     """
+    from django.db import connections
+
     from ensemble.models import CompletionRequest
 
     sent = {uuid.UUID(answer_id.removeprefix("trio-")): (left, latency, wave) for answer_id, left, latency, wave
@@ -148,7 +150,7 @@ def overhead_by_step(result, round_trip: float) -> list[tuple[dict[str, float], 
             "voting round": voting_ms - round_trip * 1000,
             "after the decision": (left + latency - taken) * 1000 - latency_ms,
         }, wave))
-    django.db.connections.close_all()  # hold nothing open on the database between runs
+    connections.close_all()  # hold nothing open on the database between runs
     return steps
 
 

@@ -104,7 +104,12 @@ class LoadResult:
     statuses: dict[int, int]
     waves: list[int]  # per latency, which of its sender's requests it was (0 = the sender's first)
     sent_at: list[float]  # per latency, the wall-clock time (time.time()) the request left
-    ids: list[str | None]  # per latency, the answer's `id` (a 200's JSON body), else None
+    answers: list[bytes | None]  # per latency, the body of a 200, else None
+
+    @property
+    def ids(self) -> list[str | None]:
+        """Return, per latency, the answer's `id`; parsed only when asked, never while timing."""
+        return [_answer_id(body) if body is not None else None for body in self.answers]
 
 
 async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
@@ -121,7 +126,7 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
     latencies: list[float] = []
     waves: list[int] = []
     sent_at: list[float] = []
-    ids: list[str | None] = []
+    answers: list[bytes | None] = []
     statuses: dict[int, int] = {}
     queue = iter(range(total))
     payload = json.dumps(body).encode()
@@ -138,12 +143,12 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
                 latencies.append(time.perf_counter() - started)
                 waves.append(wave)
                 sent_at.append(left)
-                ids.append(_answer_id(answer) if response.status == 200 else None)
+                answers.append(answer if response.status == 200 else None)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(slot(number) for number in range(concurrency)))
-    return LoadResult(latencies, time.perf_counter() - started, statuses, waves, sent_at, ids)
+    return LoadResult(latencies, time.perf_counter() - started, statuses, waves, sent_at, answers)
 
 
 def _answer_id(body: bytes) -> str | None:
