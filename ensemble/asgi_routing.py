@@ -11,7 +11,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
-API_PATHS = ("/v1/", "/health", "/metrics")
+from .middleware import is_api_path
+
+PROBE_PATHS = ("/health", "/metrics")
 
 
 class APIHandler(ASGIHandler):
@@ -47,6 +49,6 @@ class PathRouter:
         self.api, self.site = api, site
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+        if scope["type"] == "http" and (is_api_path(scope["path"]) or scope["path"].startswith(PROBE_PATHS)):
             return await self.api(scope, receive, send)
         return await self.site(scope, receive, send)

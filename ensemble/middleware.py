@@ -17,7 +17,13 @@ from .backend import clients_close_for_running_loop
 from .middleware_base import HybridMiddleware
 from .recording import writer_close
 
-API_PREFIX = "/v1/"
+API_PREFIX = "/v1"
+
+
+def is_api_path(path: str) -> bool:
+    """Return whether `path` is the OpenAI API's: `/v1` itself or anything under `/v1/`."""
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
 
 _CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large", 500: "internal_error"}
 
@@ -32,7 +38,7 @@ class OpenAIErrorMiddleware(HybridMiddleware):
     def _convert(request, response):
         if (
             response.status_code < 400
-            or not request.path.startswith(API_PREFIX)
+            or not is_api_path(request.path)
             or response.get("Content-Type", "").startswith("application/json")
         ):
             return response

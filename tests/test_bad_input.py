@@ -72,6 +72,21 @@ def test_it_rejects_a_form_encoded_body_as_unsupported_media(http):
     assert_openai_error(response, 415, code="unsupported_media_type")
 
 
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/json;charset=UTF-8",
+                                          "Application/JSON"])
+def test_any_spelling_of_the_json_media_type_is_accepted(http, content_type):
+    # Media types are case-insensitive and may carry parameters; .NET, OkHttp and others send a charset.
+    response = http.post("/v1/chat/completions", content=b'{"model": "trio", "messages": [{"role": "user", '
+                         b'"content": "hi"}]}', headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/jsonx", "multipart/form-data; boundary=x"])
+def test_other_media_types_are_unsupported(http, content_type):
+    response = http.post("/v1/chat/completions", content=b"{}", headers={"content-type": content_type})
+    assert_openai_error(response, 415, code="unsupported_media_type")
+
+
 def test_it_rejects_get_on_the_post_path(http):
     assert_openai_error(http.get("/v1/chat/completions"), 405, code="method_not_allowed")
 
@@ -86,6 +101,7 @@ def test_unknown_ensembles_are_404_model_not_found(http):
 def test_unknown_paths_under_v1_are_json_not_html(http):
     assert_openai_error(http.get("/v1/embeddings"), 404)
     assert_openai_error(http.post("/v1/nope/deeper", json={}), 404)
+    assert_openai_error(http.get("/v1"), 404)
 
 
 def test_unknown_extra_fields_are_ignored_as_openai_does(http):

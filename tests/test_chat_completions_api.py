@@ -166,6 +166,15 @@ def test_models_lists_trio_in_the_openai_shape(client):
     assert models.data[0].object == "model" and models.data[0].owned_by == "trio"
 
 
+def test_models_retrieve_answers_for_a_listed_model_and_404_for_others(client, http):
+    model = client.models.retrieve("trio")
+    assert (model.id, model.object, model.owned_by) == ("trio", "model", "trio")
+    assert http.get("/v1/models/trio:trio").json()["id"] == "trio"
+    error = http.get("/v1/models/gpt-4o").json()["error"]
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+    assert http.get("/v1/models/gpt-4o").status_code == 404
+
+
 def test_health_says_ok(http):
     response = http.get("/health")
     assert response.status_code == 200 and response.json() == {"status": "ok"}

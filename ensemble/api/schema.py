@@ -129,6 +129,11 @@ CHAT_ERRORS = {
     504: _error("Every ensemble member timed out (code backend_timeout)."),
 }
 
+MODEL_ERRORS = {
+    **COMMON_ERRORS,
+    404: _error("No named ensemble by that id (code model_not_found); `GET /v1/models` lists them."),
+}
+
 # One server-sent event as schemathesis and clients read it: `data` holds a chat.completion.chunk
 # object as JSON, an error object (`{"error": ...}`, once the headers are sent), or `[DONE]`.
 SSE_EVENT_SCHEMA = {

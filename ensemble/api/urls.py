@@ -7,5 +7,6 @@ from . import views
 urlpatterns = [
     path("chat/completions", admitted(views.ChatCompletionsView.as_view()), name="chat-completions"),
     path("models", views.ModelsView.as_view(), name="models"),
+    path("models/<path:model>", views.ModelView.as_view(), name="model"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
 ]

@@ -7,15 +7,17 @@ import orjson
 from adrf.views import APIView
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, RawPostDataException
+from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 
 from .. import services
-from ..ensembles import ensemble_for, ensembles_all
+from ..ensembles import PREFIX, Ensemble, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
-from .schema import CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, ModelListSerializer
+from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
+                     ModelSerializer)
 from .serializers import ChatCompletionRequestSerializer, first_error
 from .streaming import chat_completion_stream
 
@@ -61,15 +63,30 @@ def completion_response(outcome: CompletionOutcome, n: int = 1) -> HttpResponse:
 class ModelsView(APIView):
     @extend_schema(operation_id="listModels", responses={200: ModelListSerializer, **COMMON_ERRORS})
     async def get(self, request):
-        data = [{"id": e.name, "object": "model", "created": STARTED_AT, "owned_by": "trio"}
-                for e in await ensembles_all()]
+        data = [_model_object(e) for e in await ensembles_all()]
         return json_response({"object": "list", "data": data})
+
+
+class ModelView(APIView):
+    @extend_schema(operation_id="retrieveModel", responses={200: ModelSerializer, **MODEL_ERRORS})
+    async def get(self, request, model: str):
+        # The models listed are the named ensembles; `trio:<name>` names them as a request may.
+        ensemble = await ensemble_named(model.removeprefix(PREFIX))
+        if ensemble is None:
+            raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
+        return json_response(_model_object(ensemble))
+
+
+def _model_object(ensemble: Ensemble) -> dict:
+    return {"id": ensemble.name, "object": "model", "created": STARTED_AT, "owned_by": "trio"}
 
 
 def parse_json_body(request) -> dict:
     """Return the request's JSON object, or raise the OpenAI error that explains what is wrong."""
+    # A media type is case-insensitive and may carry parameters (`; charset=utf-8`, which many
+    # clients send); the body is read as UTF-8 whatever they say, and refused if it is not.
     content_type = request.content_type or ""
-    if content_type != "application/json":
+    if parse_header_parameters(content_type)[0] != "application/json":
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not {content_type or 'missing'}.")
     try:
