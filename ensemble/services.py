@@ -302,12 +302,18 @@ async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, non
     return ballot
 
 
+def _failure(candidate: CandidateResult) -> str:
+    """Return `model: why` for a failed candidate (the backend's own messages name the model already)."""
+    why = candidate.error or candidate.status
+    return why if why.startswith(f"{candidate.model}: ") else f"{candidate.model}: {why}"
+
+
 def _decide(outcome: CompletionOutcome) -> None:
     """Set tallies, ranks, the winner (or `concat`'s joined reply) and the status of `outcome`."""
     succeeded = [c for c in outcome.candidates if c.ok]
     if not succeeded:
         outcome.status = "failed"
-        outcome.error = "; ".join(f"{c.model}: {c.error or c.status}" for c in outcome.candidates)
+        outcome.error = "; ".join(_failure(c) for c in outcome.candidates)
         return
     outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
     if outcome.ensemble.aggregation == aggregation.CONCAT:

@@ -103,6 +103,8 @@ def test_all_models_failing_is_a_502_and_is_still_stored(client, trio_settings):
     assert caught.value.status_code == 502
     error = caught.value.body
     assert error["code"] == "backend_error" and "alpha" in error["message"] and "beta" in error["message"]
+    assert "alpha@status=500: HTTP 500" in error["message"]
+    assert "alpha@status=500: alpha@status=500" not in error["message"]  # each model named once
     request = CompletionRequest.objects.get()
     assert request.status == "failed" and request.winner_model == ""
     assert list(Candidate.objects.values_list("status", flat=True)) == ["error", "error"]

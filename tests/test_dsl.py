@@ -143,6 +143,13 @@ def test_a_nested_ensemble_runs_as_its_own_stored_request(http, backend):
     assert beta.body["messages"][0]["content"] == "Be exact."
 
 
+def test_null_dsl_options_mean_their_defaults(http):
+    body = ask(http, {"ensemble": [{"model": "alpha", "system_prompt": None}, {"model": "beta"}],
+                      "aggregation_method": None, "judge_model": None}).json()
+
+    assert body["model"] == "ensemble(alpha,beta)"
+
+
 def test_a_nested_ensemble_may_stand_directly_in_the_member_list(http):
     body = ask(http, {"ensemble": [{"ensemble": members("alpha", "beta"), "aggregation_method": "concat"}],
                       "aggregation_method": "random"}).json()
@@ -176,7 +183,14 @@ def nested(depth):
     ({"ensemble": [{"system_prompt": "hi"}]}, "model.ensemble[0].model", "model name"),
     ({"ensemble": ["alpha"]}, "model.ensemble[0]", "A member is an object"),
     ({"ensemble": members("a"), "aggregation_method": "vote"}, "model.aggregation_method", "Must be one of"),
-    ({"ensemble": members("a"), "aggregation_method": "judge"}, "model.judge_model", "model name"),
+    ({"ensemble": members("a"), "aggregation_method": "judge"}, "model.judge_model", "Required when"),
+    ({"ensemble": members("a"), "aggregation_method": "judge", "judge_model": {"ensemble": members("b")}},
+     "model.judge_model", "model name (a string)"),
+    # A falsy value of the wrong type is an error, not the default (null is the default).
+    ({"ensemble": members("a"), "aggregation_method": []}, "model.aggregation_method", "Must be one of"),
+    ({"ensemble": members("a"), "aggregation_method": False}, "model.aggregation_method", "Must be one of"),
+    ({"ensemble": [{"model": "a", "system_prompt": False}]}, "model.ensemble[0].system_prompt", "string"),
+    ({"ensemble": [{"model": "a", "system_prompt": {}}]}, "model.ensemble[0].system_prompt", "string"),
     ({"ensemble": members("a"), "aggregation_method": "synthesize", "synthesize_model": ""},
      "model.synthesize_model", "must not be empty"),
     ({"ensemble": members("a"), "aggregation": "judge"}, "model.aggregation", "Unknown field"),

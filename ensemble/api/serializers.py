@@ -150,6 +150,8 @@ class ModelField(serializers.Field):
     def to_internal_value(self, data):
         if isinstance(data, dict):
             return _ensemble_spec(data, depth=1, budget=[MAX_TOTAL_MEMBERS])
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a model name (a string) or an ensemble object.")
         return _model_name(data)
 
     def to_representation(self, value):
@@ -158,7 +160,7 @@ class ModelField(serializers.Field):
 
 def _model_name(value) -> str:
     if not isinstance(value, str):
-        raise serializers.ValidationError("Must be a model name (a string) or an ensemble object.")
+        raise serializers.ValidationError("Must be a model name (a string).")
     name = value.strip()
     if not name:
         raise serializers.ValidationError("The model name must not be empty.")
@@ -184,13 +186,16 @@ def _ensemble_spec(data: dict, *, depth: int, budget: list[int]) -> dict:
     if budget[0] < 0:
         raise serializers.ValidationError(
             {"ensemble": f"A request may define at most {MAX_TOTAL_MEMBERS} members in all, nested ones included."})
-    method = data.get("aggregation_method") or ACCEPTANCE_VOTING
-    if method not in METHODS:
+    # Absent or null means the default; any other value must be right, falsy ones included.
+    method = _or_default(data, "aggregation_method", ACCEPTANCE_VOTING)
+    if not isinstance(method, str) or method not in METHODS:
         raise serializers.ValidationError({"aggregation_method": f"Must be one of: {', '.join(METHODS)}."})
     spec = {"aggregation_method": method, "judge_model": "", "synthesize_model": ""}
     for key, needed_by in (("judge_model", JUDGE), ("synthesize_model", SYNTHESIZE)):
-        if data.get(key) is not None or method == needed_by:
-            spec[key] = _field(key, _model_name, data.get(key))
+        if data.get(key) is not None:
+            spec[key] = _field(key, _model_name, data[key])
+        elif method == needed_by:
+            raise serializers.ValidationError({key: f"Required when aggregation_method is {method}."})
     normalized = []
     for index, member in enumerate(members):
         try:
@@ -213,10 +218,16 @@ def _member(data, *, depth: int, budget: list[int]) -> dict:
         model = _field("model", lambda spec: _ensemble_spec(spec, depth=depth + 1, budget=budget), model)
     else:
         model = _field("model", _model_name, model)
-    prompt = data.get("system_prompt") or ""
+    prompt = _or_default(data, "system_prompt", "")
     if not isinstance(prompt, str) or "\x00" in prompt:
         raise serializers.ValidationError({"system_prompt": "Must be a string without NUL characters."})
     return {"model": model, "system_prompt": prompt}
+
+
+def _or_default(data: dict, key: str, default):
+    """Return `data[key]`, or `default` when it is absent or null."""
+    value = data.get(key)
+    return default if value is None else value
 
 
 def _field(key: str, parse, value):
