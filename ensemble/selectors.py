@@ -83,7 +83,7 @@ def request_history(
         requests = requests.filter(status=status)
     if date_from:
         requests = requests.filter(created_at__gte=_day_start(date_from))
-    if date_to:
+    if date_to and date_to < date.max:  # the last representable day has no next day: no bound
         requests = requests.filter(created_at__lt=_day_start(date_to + timedelta(days=1)))
     if search:
         requests = requests.filter(prompt_excerpt__icontains=search)

@@ -84,6 +84,12 @@ def test_a_bad_filter_value_is_reported_and_the_others_still_apply(staff):
     assert "kept" in html and "dropped" not in html
 
 
+def test_the_last_representable_day_is_a_valid_upper_bound(staff):
+    vote(members=["a"], prompt="kept")
+    html = staff.get("/votes/", {"date_to": "9999-12-31"}).content.decode()
+    assert "kept" in html
+
+
 def test_the_list_runs_the_same_number_of_queries_whatever_the_page_size(staff):
     save_votes([build_vote(members=["a", "b", "c"], created_at=ago(minutes=i),
                            ballots={0: ([0], 0), 1: ([1], 1), 2: ([0], 0)}) for i in range(60)])
