@@ -50,13 +50,19 @@ def staff_or_api_key_required(view):
     """Let in what `staff_required` lets in, and also a request bearing a valid Trio API key.
 
     For dashboards and scripts reading aggregates (never prompts or answers): they have no browser
-    session, but they may have an API key. A key that is wrong or revoked gets the API's 401.
+    session, but they may have an API key. A key that is wrong or revoked gets the API's 401, and
+    so does a request with neither key nor session: a script wants JSON, not the login page.
     """
     for_staff = staff_required(view)
 
     @wraps(view)
     def guarded(request, *args, **kwargs):
         key = bearer_key(request)
+        if key is None and not request.user.is_authenticated:
+            response = openai_error(401, "Sign in as staff, or send a Trio API key in an Authorization "
+                                         "header: Bearer YOUR_KEY.", code="invalid_api_key")
+            response["WWW-Authenticate"] = 'Bearer realm="trio"'
+            return response
         if key is None:
             return for_staff(request, *args, **kwargs)
         if api_key_check(key) is None:

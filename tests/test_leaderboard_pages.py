@@ -38,9 +38,14 @@ def table_models(html: str) -> list[str]:
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
-    for url in ("/leaderboard/", "/leaderboard.json"):
-        response = client.get(url)
-        assert response.status_code == 302 and response.url == f"/admin/login/?next={url}"
+    response = client.get("/leaderboard/")
+    assert response.status_code == 302 and response.url == "/admin/login/?next=/leaderboard/"
+
+
+def test_the_json_without_key_or_session_is_a_json_401_not_the_login_page(client):
+    response = client.get("/leaderboard.json")
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_logged_in_users_who_are_not_staff_get_403(client, django_user_model):
