@@ -143,7 +143,8 @@ async def _generate_all(outcome: CompletionOutcome, client: BackendClient, deadl
         return outcome.candidates[index].ok
 
     calls = [generate(i, p) for i, p in enumerate(positions)]
-    for index in await run_round(calls, _round_policy(len(calls), deadline_at)):
+    nested = frozenset(i for i, p in enumerate(positions) if outcome.ensemble.subensemble(p) is not None)
+    for index in await run_round(calls, _round_policy(len(calls), deadline_at), patient=nested):
         outcome.candidates[index] = dataclasses.replace(
             outcome.candidates[index], status="late", latency_ms=monotonic_ms(started),
             error="abandoned: the quorum had answered and the grace period ran out",

@@ -143,6 +143,18 @@ def test_a_nested_ensemble_runs_as_its_own_stored_request(http, backend):
     assert beta.body["messages"][0]["content"] == "Be exact."
 
 
+def test_a_nested_ensemble_beside_single_models_is_waited_for_not_abandoned(http, trio_settings):
+    # It needs two rounds where its siblings need one, so the default straggler grace (half the
+    # siblings' latency) would always cut it off; only the deadline applies to it.
+    trio_settings.TRIO_STRAGGLER_GRACE = (0.0, 0.5)
+    inner = {"ensemble": members("gamma@latency=0.2", "delta@latency=0.2")}
+    body = ask(http, {"ensemble": members("alpha@latency=0.2", "beta@latency=0.2") + [{"model": inner}]}).json()
+
+    assert [c["status"] for c in body["trio"]["candidates"]] == ["ok", "ok", "ok"], body["trio"]
+    assert body["trio"]["status"] == "ok"
+    assert CompletionRequest.objects.get(parent__isnull=False).status == "ok"
+
+
 def test_null_dsl_options_mean_their_defaults(http):
     body = ask(http, {"ensemble": [{"model": "alpha", "system_prompt": None}, {"model": "beta"}],
                       "aggregation_method": None, "judge_model": None}).json()

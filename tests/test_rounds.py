@@ -49,6 +49,21 @@ def test_failed_calls_do_not_count_towards_the_quorum():
     assert asyncio.run(run_round([call(0.01, ok=False), call(0.01, ok=False), call(0.3)], policy(2))) == set()
 
 
+def test_a_patient_call_outlives_the_grace_period_but_not_the_deadline():
+    async def scenario(deadline):
+        finished, started = [], time.monotonic()
+        late = await run_round([call(0.05), call(0.05), call(0.4, finished=finished), call(5)],
+                               policy(2, grace_seconds=0.1, deadline=deadline), patient=frozenset({2}))
+        return late, finished, time.monotonic() - started
+
+    late, finished, elapsed = asyncio.run(scenario(deadline=3.0))
+    assert late == {3} and finished == [0.4]  # the impatient straggler went at 0.15 s; the patient one ran on
+    assert 0.4 <= elapsed < 1.0
+
+    late, finished, elapsed = asyncio.run(scenario(deadline=0.25))
+    assert late == {2, 3} and finished == [] and elapsed < 1.0
+
+
 def test_nothing_runs_past_the_deadline():
     async def scenario():
         started = time.monotonic()
