@@ -3,8 +3,10 @@
 Every environment variable the project reads is read here, through the small helpers below, which
 fail loudly (ImproperlyConfigured) on a value they cannot understand instead of guessing.
 """
+import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -12,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -21,9 +23,13 @@ def env_str(name: str, default: str = "") -> str:
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    """Return the variable as a boolean; anything but a yes/no word is an error."""
+    """Return the variable as a boolean; anything but a yes/no word is an error.
+
+    Empty means unset, as for numbers: `TRIO_HTTPS=` left blank in a template must not quietly
+    turn off what production turns on by default.
+    """
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -42,6 +48,8 @@ def env_number(name: str, default: float, *, cast=float, minimum: float | None =
         value = cast(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a valid {cast.__name__}.") from None
+    if not math.isfinite(value):  # nan passes every comparison below, and inf bounds nothing
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a finite number.")
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
     return value
@@ -60,9 +68,49 @@ def env_grace(name: str, default: str) -> tuple[float, float]:
         value = float(raw[:-1] if relative else raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} must be seconds (e.g. 2) or a factor (e.g. 0.5x).") from None
-    if value < 0:
-        raise ImproperlyConfigured(f"{name}={raw!r} must not be negative.")
+    if not math.isfinite(value) or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a finite number, not negative.")
     return (0.0, value) if relative else (value, 0.0)
+
+
+def env_http_url(name: str, default: str) -> str:
+    """Return the variable, which must be an http(s) URL with a host."""
+    value = env_str(name, default).strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"{name}={value!r} must be an http:// or https:// URL with a host.")
+    return value
+
+
+def env_header_value(name: str) -> str | None:
+    """Return the variable stripped of surrounding whitespace (a secret file's trailing newline),
+    or None when empty; it is sent in an HTTP header, so it must be printable ASCII."""
+    value = env_str(name).strip()
+    if not (value.isascii() and value.isprintable()):
+        raise ImproperlyConfigured(f"{name} contains a control or non-ASCII character; "
+                                   "an HTTP header cannot carry it.")
+    return value or None
+
+
+def env_database(name: str, default: str) -> dict:
+    """Return Django's settings for the database URL in the variable."""
+    try:
+        database = dj_database_url.parse(env_str(name, default), conn_max_age=0)
+    except ValueError as exc:  # an unknown scheme, an unparsable URL
+        raise ImproperlyConfigured(f"{name} is not a database URL Trio can use: {exc}") from None
+    if database["ENGINE"] == "django.db.backends.sqlite3" and database["NAME"] in ("", ":memory:"):
+        # Each connection (each thread) would get its own empty database, without tables.
+        raise ImproperlyConfigured(f"{name}: an in-memory SQLite database cannot be shared; give a file, "
+                                   "e.g. sqlite:////var/lib/trio/trio.sqlite3.")
+    return database
+
+
+def env_writable_dir(name: str) -> str:
+    """Return the variable, which when set must name an existing directory this process can write."""
+    value = env_str(name)
+    if value and not (os.path.isdir(value) and os.access(value, os.W_OK)):
+        raise ImproperlyConfigured(f"{name}={value!r} must be an existing directory this process can write.")
+    return value
 
 
 def env_choice(name: str, default: str, choices: set[str]) -> str:
@@ -154,11 +202,7 @@ TEMPLATES = [
 # --- Database ----------------------------------------------------------------------------------
 # CONN_MAX_AGE must stay 0 under ASGI: each sync_to_async call may run on another thread, and
 # persistent connections would pile up one per thread.
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'trio.sqlite3'}"), conn_max_age=0
-    )
-}
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'trio.sqlite3'}")}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {
@@ -276,7 +320,8 @@ LOGGING = {
             "filters": ["request_id"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("TRIO_LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": env_choice(
+        "TRIO_LOG_LEVEL", "info", {"debug", "info", "warning", "error", "critical"}).upper()},
     # httpx (used by the openai SDK in tests and tools) logs every call at INFO: noise.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
@@ -285,8 +330,8 @@ LOGGING = {
 TRIO_MODELS = env_list("TRIO_MODELS", "default,llama3.2-3b,mistral")
 if not TRIO_MODELS:
     raise ImproperlyConfigured("TRIO_MODELS must name at least one backend model.")
-TRIO_BACKEND_URL = env_str("TRIO_BACKEND_URL", "http://localhost:4000")
-TRIO_BACKEND_API_KEY = env_str("TRIO_BACKEND_API_KEY") or None
+TRIO_BACKEND_URL = env_http_url("TRIO_BACKEND_URL", "http://localhost:4000")
+TRIO_BACKEND_API_KEY = env_header_value("TRIO_BACKEND_API_KEY")
 TRIO_TIMEOUT = env_number("TRIO_TIMEOUT", 60.0, minimum=0.001)
 TRIO_SELF_VOTE = env_choice("TRIO_SELF_VOTE", "include", {"include", "exclude"})
 # Overall budget of one request (generation + voting), on top of TRIO_TIMEOUT per call.
@@ -300,7 +345,7 @@ TRIO_ADMISSION_SLOTS = env_number("TRIO_ADMISSION_SLOTS", 3, cast=int, minimum=0
 # Pause before the single retry of a call refused with 429/503 or a connection error.
 TRIO_RETRY_BACKOFF = env_number("TRIO_RETRY_BACKOFF", 0.2, minimum=0)
 # prometheus_client's multiprocess mode (needed with WEB_CONCURRENCY > 1): an empty writable dir.
-PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+PROMETHEUS_MULTIPROC_DIR = env_writable_dir("PROMETHEUS_MULTIPROC_DIR")
 # When set, /metrics requires `Authorization: Bearer <token>`; otherwise protect it at the network.
 TRIO_METRICS_TOKEN = env_str("TRIO_METRICS_TOKEN")
 # 0 keeps metadata and votes but no prompt, answer or ballot text (for deployments that must

@@ -1,0 +1,57 @@
+"""Configuration from the environment: a value Trio cannot use stops it at start, naming the variable."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from trio_site import settings as config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name, raw, parse", [
+    # nan passes every `<` check and then breaks each request (asyncio.timeout cannot take it)
+    ("TRIO_TIMEOUT", "nan", lambda: config.env_number("TRIO_TIMEOUT", 60.0, minimum=0.001)),
+    ("TRIO_DEADLINE", "inf", lambda: config.env_number("TRIO_DEADLINE", 120.0, minimum=0.001)),
+    ("TRIO_STRAGGLER_GRACE", "nanx", lambda: config.env_grace("TRIO_STRAGGLER_GRACE", "0.5x")),
+    ("TRIO_STRAGGLER_GRACE", "-1", lambda: config.env_grace("TRIO_STRAGGLER_GRACE", "0.5x")),
+    ("TRIO_BACKEND_URL", "127.0.0.1:4000", lambda: config.env_http_url("TRIO_BACKEND_URL", "")),
+    ("TRIO_BACKEND_URL", "ftp://models.example", lambda: config.env_http_url("TRIO_BACKEND_URL", "")),
+    ("TRIO_BACKEND_API_KEY", "sk-a\x01b", lambda: config.env_header_value("TRIO_BACKEND_API_KEY")),
+    ("TRIO_BACKEND_API_KEY", "sk-ä", lambda: config.env_header_value("TRIO_BACKEND_API_KEY")),
+    ("DATABASE_URL", "garbage", lambda: config.env_database("DATABASE_URL", "")),
+    ("DATABASE_URL", "sqlite://", lambda: config.env_database("DATABASE_URL", "")),
+    ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/dir", lambda: config.env_writable_dir("PROMETHEUS_MULTIPROC_DIR")),
+    ("TRIO_HTTPS", "maybe", lambda: config.env_bool("TRIO_HTTPS", True)),
+])
+def test_a_value_that_cannot_be_used_is_refused_naming_the_variable(monkeypatch, name, raw, parse):
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        parse()
+
+
+@pytest.mark.parametrize("name, raw, parse, expected", [
+    ("TRIO_BACKEND_URL", "https://llm.example/v1/", lambda: config.env_http_url("TRIO_BACKEND_URL", ""),
+     "https://llm.example/v1/"),
+    # A secret mounted from a file, or a CRLF .env, ends with a newline.
+    ("TRIO_BACKEND_API_KEY", "sk-abc\r\n", lambda: config.env_header_value("TRIO_BACKEND_API_KEY"), "sk-abc"),
+    ("TRIO_BACKEND_API_KEY", "", lambda: config.env_header_value("TRIO_BACKEND_API_KEY"), None),
+    # Empty means unset: a blank line in a template must not turn production's HTTPS off.
+    ("TRIO_HTTPS", "", lambda: config.env_bool("TRIO_HTTPS", True), True),
+    ("TRIO_HTTPS", " off ", lambda: config.env_bool("TRIO_HTTPS", True), False),
+    ("TRIO_TIMEOUT", "2.5", lambda: config.env_number("TRIO_TIMEOUT", 60.0, minimum=0.001), 2.5),
+])
+def test_usable_values_are_read_as_meant(monkeypatch, name, raw, parse, expected):
+    monkeypatch.setenv(name, raw)
+    assert parse() == expected
+
+
+def test_the_server_does_not_start_with_such_a_value():
+    environ = {**os.environ, "TRIO_TIMEOUT": "nan"}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: TRIO_TIMEOUT='nan' must be a finite number." in result.stderr
