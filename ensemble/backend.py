@@ -15,12 +15,15 @@ reused across requests, and a client never outlives (or crosses) the loop it was
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
+
+logger = logging.getLogger(__name__)
 
 
 class BackendError(Exception):
@@ -150,6 +153,11 @@ class BackendClient:
         except TimeoutError as exc:
             raise BackendTimeout(f"{what}: no answer within {limit:g}s") from exc
         except aiohttp.ClientError as exc:
+            raise BackendUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # Not every failure of the client is a ClientError (a header value it refuses is a
+            # ValueError). Whatever it is, it is this call's failure, never the whole request's.
+            logger.warning("unexpected error calling the backend (%s)", what, exc_info=True)
             raise BackendUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:

@@ -65,6 +65,19 @@ def test_a_refused_connection_is_retried_after_the_backoff(http, trio_settings):
     assert all(c.status == "error" for c in Candidate.objects.all())
 
 
+def test_a_failure_the_http_client_does_not_class_as_its_own_is_still_a_member_failure(http, trio_settings):
+    # aiohttp refuses a header value with a newline by raising ValueError, not a ClientError;
+    # settings strip and refuse such keys, so this stands for any unexpected transport error.
+    trio_settings.TRIO_BACKEND_API_KEY = "sk-test\nX-Injected: 1"
+
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 502 and response.json()["error"]["code"] == "backend_error"
+    assert "ValueError" in response.json()["error"]["message"]
+    assert CompletionRequest.objects.get().status == "failed"  # stored, like any other failure
+    assert {c.status for c in Candidate.objects.all()} == {"error"}
+
+
 def test_the_request_deadline_bounds_the_voting_round(http, trio_settings):
     trio_settings.TRIO_MODELS = ["alpha@latency=0.3,quality=0.9", "beta@latency=0.3"]
     trio_settings.TRIO_DEADLINE = 0.6
