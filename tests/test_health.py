@@ -152,6 +152,22 @@ def test_it_names_the_database_when_it_cannot_be_opened(backend, tmp_path):
     assert body["errors"] == {"database": "OperationalError: unable to open database file"}
 
 
+def test_it_names_the_database_when_its_tables_were_never_created(backend, tmp_path):
+    # The file opens and answers SELECT 1, but nobody ran `migrate`: every API request would fail.
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        "TRIO_BACKEND_URL": backend.url,
+        "TRIO_BACKEND_API_KEY": BACKEND_API_KEY,
+    }
+    with trio_subprocess(env) as url:
+        response = httpx.get(f"{url}/health/ready", timeout=30)
+
+    assert response.status_code == 503
+    error = response.json()["errors"]["database"]
+    assert "not applied" in error and "manage.py migrate" in error
+
+
 @pytest.mark.parametrize("path", ["/health", "/health/ready", "/metrics"])
 @pytest.mark.parametrize("method", ["POST", "TRACE", "DELETE"])
 def test_probes_answer_only_get_and_head(http, path, method):
