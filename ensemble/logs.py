@@ -42,7 +42,11 @@ class RequestIdFilter(logging.Filter):
     """Add `request_id` to every record (\"-\" outside a request)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Django logs a 4xx/5xx response (`extra={"request": ...}`) after the middleware has
+        # returned, when the context variable is already reset: take the id from the request then.
         record.request_id = request_id_var.get()
+        if record.request_id == "-":
+            record.request_id = getattr(getattr(record, "request", None), "request_id", "-")
         return True
 
 

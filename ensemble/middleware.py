@@ -50,7 +50,11 @@ class OpenAIErrorMiddleware(HybridMiddleware):
         else:
             message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Bad request."
         kind = "api_error" if status >= 500 else "invalid_request_error"
-        return openai_error(status, message, type=kind, code=_CODES.get(status))
+        converted = openai_error(status, message, type=kind, code=_CODES.get(status))
+        # Django logs an error response once, and marks it so; the copy must carry the mark, or
+        # Django logs it again when it leaves the middleware.
+        converted._has_been_logged = getattr(response, "_has_been_logged", False)
+        return converted
 
 
 class BodySizeLimit:

@@ -18,6 +18,19 @@ def test_a_sane_request_id_is_echoed_and_a_missing_one_generated(http):
     assert hostile != "x" * 300
 
 
+def test_an_api_error_response_is_logged_once_with_its_request_id(http, caplog, monkeypatch):
+    async def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("ensemble.api.views.ensembles_all", broken)  # any unhandled error in a view
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert http.get("/v1/models", headers={"X-Request-ID": "req-500"}).status_code == 500
+        assert http.get("/v1/nowhere", headers={"X-Request-ID": "req-404"}).status_code == 404
+
+    logged = [(r.getMessage().split(":")[0], r.request_id) for r in caplog.records if r.name == "django.request"]
+    assert logged == [("Internal Server Error", "req-500"), ("Not Found", "req-404")]
+
+
 def test_one_log_line_per_completion_names_the_request_winner_and_members(http, caplog):
     with caplog.at_level(logging.INFO, logger="ensemble.completions"):
         response = http.post("/v1/chat/completions", json=BODY, headers={"X-Request-ID": "req-42"})
