@@ -238,8 +238,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Outside production, serve straight from the apps' static folders (no collectstatic needed);
-# production serves the collected, compressed and cache-busted files.
+# production serves the collected files, which collectstatic also writes gzipped for clients that
+# accept it. Not the manifest (cache-busting) storage: the image collects before TRIO_ENV is set,
+# and every page would fail on a checkout where nobody ran collectstatic.
 SERVESTATIC_USE_FINDERS = TRIO_ENV != "production"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
+}
 
 # A completion body carries whole conversations; Django's 2.5 MB default is too small for long
 # chats, unbounded is an easy denial of service.
