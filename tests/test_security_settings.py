@@ -58,12 +58,14 @@ def https(settings):
 
 
 @pytest.mark.django_db
-def test_plain_http_is_redirected_to_https_except_the_health_probes(https):
+def test_plain_http_is_redirected_to_https_except_the_health_probes_and_metrics(https):
     client = Client()
     response = client.get("/v1/models")
     assert response.status_code == 301 and response["Location"] == "https://testserver/v1/models"
     assert client.get("/health").status_code == 200
     assert client.get("/health/ready").status_code != 301
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/metricsx").status_code == 301
     secure = client.get("/v1/models", secure=True)
     assert secure.status_code == 200 and secure["Strict-Transport-Security"].startswith("max-age=31536000")
 

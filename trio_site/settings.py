@@ -261,8 +261,9 @@ if env_bool("TRIO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Off when the proxy already redirects HTTP to HTTPS.
 SECURE_SSL_REDIRECT = env_bool("TRIO_SSL_REDIRECT", TRIO_HTTPS)
-# Container health probes call /health and /health/ready over plain HTTP from inside: answer them.
-SECURE_REDIRECT_EXEMPT = [r"^health(/|$)"]
+# Container health probes (/health, /health/ready) and Prometheus scrape workers over plain HTTP
+# from inside the deployment: answer them rather than redirect to an https:// nobody serves there.
+SECURE_REDIRECT_EXEMPT = [r"^health(/|$)", r"^metrics$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TRIO_HTTPS
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # HSTS is only sent on HTTPS responses. A year, as Django's deploy check asks.
