@@ -49,9 +49,18 @@ def test_usable_values_are_read_as_meant(monkeypatch, name, raw, parse, expected
     assert parse() == expected
 
 
+def manage_check(**env: str) -> subprocess.CompletedProcess:
+    """Run `manage.py check` as Trio starts: settings are read, nothing else is mocked."""
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_the_server_does_not_start_with_such_a_value():
-    environ = {**os.environ, "TRIO_TIMEOUT": "nan"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environ,
-                            capture_output=True, text=True, timeout=60)
+    result = manage_check(TRIO_TIMEOUT="nan")
     assert result.returncode != 0
     assert "ImproperlyConfigured: TRIO_TIMEOUT='nan' must be a finite number." in result.stderr
+
+
+def test_an_allowed_hosts_list_without_a_host_is_refused():
+    result = manage_check(DJANGO_ALLOWED_HOSTS=" , ")
+    assert result.returncode != 0 and "DJANGO_ALLOWED_HOSTS names no host" in result.stderr

@@ -137,6 +137,8 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-trio-local-development-key-do-not-deploy"
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+if not ALLOWED_HOSTS:  # e.g. " , ": Django would answer every request, /health too, with a 400
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS names no host (use * to accept any).")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
