@@ -174,7 +174,8 @@ def print_urls(base_url: str) -> None:
         f"\nTrio is running at {base_url}\n"
         f"  vote history  {base_url}/votes/\n"
         f"  leaderboard   {base_url}/leaderboard/\n"
-        f"  admin         {base_url}/admin/  (the password was printed above when the admin was created)\n"
+        f"  admin         {base_url}/admin/  (password: TRIO_ADMIN_PASSWORD, or printed when the admin was first\n"
+        f"                created; forgot it? `.venv/bin/python manage.py changepassword admin`)\n"
         f"  API           {base_url}/v1  (model \"trio\", API key {CLIENT_API_KEY})\n",
         flush=True,
     )
