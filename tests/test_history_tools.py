@@ -1,9 +1,13 @@
-"""`manage.py export_votes` and `manage.py prune_votes`, on history stored by the service's own writer."""
+"""`manage.py export_votes`, `prune_votes` and `seed_history`, on history stored by the service's own writer."""
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -21,6 +25,14 @@ from ensemble.voting import Mark
 pytestmark = pytest.mark.django_db
 
 MEMBERS = ("alpha", "beta", "gamma")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(database: Path, *args: str, **options) -> subprocess.CompletedProcess:
+    """Run `manage.py *args` in a child process against the SQLite file `database`."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, **options)
 
 
 def record(*, members=MEMBERS, age=timedelta(0), prompt="What is 2 + 2?") -> CompletionRequest:
@@ -215,3 +227,17 @@ def test_pruning_forgets_the_rollup_of_the_days_it_touched_and_only_those():
     # What is left is counted once: the kept request, from the rollup.
     standings = selectors.leaderboard(bootstrap_rounds=5).standings
     assert {s.model: (s.participated, s.wins) for s in standings} == {"alpha": (1, 1), "beta": (1, 0), "gamma": (1, 0)}
+
+
+# --- seed_history --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, value", [
+    ("--requests", "-5"), ("--requests", "0"), ("--batch", "0"), ("--batch", "-1"), ("--days", "-3"),
+])
+def test_seed_history_rejects_counts_below_one_as_a_usage_error(tmp_path, option, value):
+    # A child process: before this was checked, --batch 0 looped forever instead of failing.
+    result = manage(tmp_path / "db.sqlite3", "seed_history", option, value)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"argument {option}: '{value}' is not a whole number of at least 1" in result.stderr
+    assert "Wrote" not in result.stdout

@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from ensemble.management.commands.prune_votes import positive_int
+from ensemble.management.arguments import positive_int
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 
 REQUEST_COLUMNS = (

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ensemble import rollups
+from ensemble.management.arguments import positive_int
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 
 _AGE_RE = re.compile(r"(?P<amount>\d+)(?P<unit>[dh])")
@@ -36,13 +37,6 @@ def parse_age(value: str) -> timedelta:
     if match is None:
         raise argparse.ArgumentTypeError(f"{value!r} is not an age like 90d or 12h")
     return timedelta(**{_UNITS[match["unit"]]: int(match["amount"])})
-
-
-def positive_int(value: str) -> int:
-    """Return `value` as an integer of at least 1."""
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
-    return int(value)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ensemble import rollups, voting
+from ensemble.management.arguments import positive_int
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 
 MODELS = {"llama3.2-3b": 0.2, "mistral": 0.6, "qwen2.5-7b": 1.0, "gemma2-9b": 0.8, "phi3": -0.2}
@@ -51,9 +52,10 @@ class Command(BaseCommand):
     help = "Write synthetic vote history (requests, candidates, ballots, marks) in bulk."
 
     def add_arguments(self, parser):
-        parser.add_argument("--requests", type=int, default=10_000)
-        parser.add_argument("--days", type=int, default=60, help="Spread requests over this many past days.")
-        parser.add_argument("--batch", type=int, default=5_000, help="Requests written per transaction.")
+        # At least 1 each: a batch of 0 never finishes, and negative days would date rows in the future.
+        parser.add_argument("--requests", type=positive_int, default=10_000)
+        parser.add_argument("--days", type=positive_int, default=60, help="Spread requests over this many past days.")
+        parser.add_argument("--batch", type=positive_int, default=5_000, help="Requests written per transaction.")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--no-rollup", action="store_true",
                             help="Leave the leaderboard rollup to be rebuilt lazily.")

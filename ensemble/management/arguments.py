@@ -1,0 +1,15 @@
+"""Argument types shared by the management commands.
+
+Each returns the parsed value or raises argparse.ArgumentTypeError, which argparse reports as a
+usage error naming the option (exit status 2; a CommandError under call_command).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(value: str) -> int:
+    """Return `value` as an integer of at least 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
