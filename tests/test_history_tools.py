@@ -207,6 +207,21 @@ def test_it_rejects_an_age_without_a_day_or_hour_unit(age):
         prune(f"--older-than={age}")
 
 
+@pytest.mark.parametrize("age", ["1000000d", "99999999999999h"])
+def test_it_rejects_an_age_that_reaches_back_before_the_year_1(age):
+    with pytest.raises(CommandError, match=f"argument --older-than: '{age}' reaches back before the year 1"):
+        prune(f"--older-than={age}", "--dry-run")
+
+
+def test_the_oldest_age_it_takes_still_works():
+    record(age=timedelta(days=700_001))  # in the year 110
+    record(age=timedelta(days=100))
+
+    assert "Would delete 1 request(s)" in prune("--older-than", "700000d", "--dry-run")
+    assert "Deleted 1 request(s)" in prune("--older-than", "700000d")
+    assert CompletionRequest.objects.count() == 1
+
+
 def test_pruning_forgets_the_rollup_of_the_days_it_touched_and_only_those():
     from ensemble import rollups, selectors
     from ensemble.models import ModelDayRollup, RollupDay

@@ -36,7 +36,12 @@ def parse_age(value: str) -> timedelta:
     match = _AGE_RE.fullmatch(value.strip().lower())
     if match is None:
         raise argparse.ArgumentTypeError(f"{value!r} is not an age like 90d or 12h")
-    return timedelta(**{_UNITS[match["unit"]]: int(match["amount"])})
+    try:
+        age = timedelta(**{_UNITS[match["unit"]]: int(match["amount"])})
+        timezone.now() - age  # handle()'s cutoff: it must be a date no earlier than the year 1
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{value!r} reaches back before the year 1") from None
+    return age
 
 
 @dataclass
