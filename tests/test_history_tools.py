@@ -156,6 +156,24 @@ def test_it_rejects_a_since_that_is_not_a_date():
         export("--since", "last tuesday")
 
 
+def test_it_stops_quietly_when_the_reader_of_its_output_goes_away(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    for args in (("migrate",), ("seed_history", "--requests", "300", "--no-rollup")):
+        assert manage(database, *args).returncode == 0
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+
+    # As `export_votes | head -c 100`: far more than a pipe buffers, then the reader closes it.
+    with subprocess.Popen([sys.executable, "manage.py", "export_votes"], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout.read(100).startswith(b'{"id":"trio-')
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=60)
+
+    assert stderr == ""  # neither BrokenPipeError nor "Cannot operate on a closed database"
+    assert process.returncode == 1  # what Python's own docs recipe does for EPIPE
+
+
 # --- prune_votes ---------------------------------------------------------------------------------
 
 def prune(*args) -> str:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
+from typing import NoReturn
 
 import orjson
 from django.core.management.base import BaseCommand, CommandError
@@ -56,7 +59,13 @@ class Command(BaseCommand):
                                        chunk_size=options["chunk_size"])
         write = write_csv if options["format"] == "csv" else write_jsonl
         with self._output(options["output"]) as out:
-            count = write(requests, out)
+            try:
+                count = write(requests, out)
+            except BrokenPipeError:
+                if out is not self.stdout:
+                    raise  # a file given with -o: _output reports it
+                requests.close()  # release the database cursor now, not at interpreter exit
+                _exit_quietly()
         # On stderr: standard output may be the export itself.
         self.stderr.write(f"Exported {count} request(s).", style_func=self.style.SUCCESS)
 
@@ -71,6 +80,16 @@ class Command(BaseCommand):
                 yield stream
         except OSError as exc:
             raise CommandError(f"cannot write {path}: {exc}") from exc
+
+
+def _exit_quietly() -> NoReturn:
+    """Exit as a Unix tool does when its reader went away (`export_votes | head`): no traceback.
+
+    The recipe of Python's signal module docs: standard output is pointed at devnull, because
+    Python flushes it on exit and would fail on the closed pipe again; status 1, as for EPIPE.
+    """
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)
 
 
 def parse_since(value: str) -> datetime:
