@@ -1,0 +1,52 @@
+"""Usage errors of `manage.py ensure_admin` and `manage.py fakebackend`, from real invocations."""
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_admin() -> str:
+    out = io.StringIO()
+    call_command("ensure_admin", stdout=out)
+    return out.getvalue()
+
+
+# --- ensure_admin --------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_ensure_admin_creates_the_named_superuser_once(settings):
+    settings.TRIO_ADMIN_USERNAME, settings.TRIO_ADMIN_PASSWORD = "root", "correct-horse"
+
+    assert "Created admin user 'root' (password from TRIO_ADMIN_PASSWORD)." in ensure_admin()
+    assert "already exists; nothing to do" in ensure_admin()
+    assert get_user_model().objects.get(username="root").check_password("correct-horse")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("username", ["", "  "])
+def test_ensure_admin_rejects_an_empty_username(settings, username):
+    settings.TRIO_ADMIN_USERNAME = username
+
+    with pytest.raises(CommandError, match="TRIO_ADMIN_USERNAME is empty"):
+        ensure_admin()
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_ensure_admin_does_not_promote_an_existing_user_of_that_name(settings):
+    settings.TRIO_ADMIN_USERNAME = "admin"
+    get_user_model().objects.create_user("admin", password="someone-elses")
+
+    with pytest.raises(CommandError, match="A user named 'admin' exists but is not a superuser") as error:
+        ensure_admin()
+
+    assert "Set TRIO_ADMIN_USERNAME to another name" in str(error.value)
+    user = get_user_model().objects.get()
+    assert not (user.is_superuser or user.is_staff) and user.check_password("someone-elses")
