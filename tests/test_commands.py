@@ -50,3 +50,36 @@ def test_ensure_admin_does_not_promote_an_existing_user_of_that_name(settings):
     assert "Set TRIO_ADMIN_USERNAME to another name" in str(error.value)
     user = get_user_model().objects.get()
     assert not (user.is_superuser or user.is_staff) and user.check_password("someone-elses")
+
+
+# --- fakebackend ---------------------------------------------------------------------------------
+
+def fakebackend(*args: str) -> subprocess.CompletedProcess:
+    """Run `manage.py fakebackend *args` in a child process, which must exit by itself."""
+    # A child process: before these were checked, a bad port served forever on another port.
+    return subprocess.run([sys.executable, "manage.py", "fakebackend", *args], cwd=ROOT, env=os.environ,
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+def test_fakebackend_rejects_a_port_outside_0_to_65535(port):
+    result = fakebackend(f"--port={port}")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"argument --port: '{port}' is not a port number from 0 to 65535" in result.stderr
+    assert "Fake backend on" not in result.stdout
+
+
+def test_fakebackend_rejects_an_unknown_log_level():
+    result = fakebackend("--log-level", "loud")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "argument --log-level: invalid choice: 'loud'" in result.stderr
+
+
+def test_fakebackend_offers_exactly_the_log_levels_uvicorn_knows():
+    from uvicorn.config import LOG_LEVELS
+
+    from ensemble.management.commands import fakebackend as command
+
+    assert set(command.LOG_LEVELS) == set(LOG_LEVELS)

@@ -12,6 +12,10 @@ Any other model name is served with the default behaviour, and
 from django.core.management.base import BaseCommand, CommandError
 
 from ensemble.fakebackend import Behaviour, FakeBackend, parse_behaviour, parse_model_option
+from ensemble.management.arguments import port_number
+
+# uvicorn.config.LOG_LEVELS, spelled out so that parsing the options need not import uvicorn.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 class Command(BaseCommand):
@@ -22,7 +26,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         """Declare the command-line options."""
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=4000)
+        # Checked here: the socket layer takes 99999 modulo 65536 and would listen on 34463.
+        parser.add_argument("--port", type=port_number, default=4000)
         parser.add_argument("--latency", type=float, default=0.0,
                             help="default seconds before each answer")
         parser.add_argument("--jitter", type=float, default=0.0,
@@ -35,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--model", action="append", default=[], metavar="NAME:SPEC",
                             help="a named model and its behaviour, e.g. 'slow:latency=2,quality=0.8' "
                                  "(repeatable; split at the last colon)")
-        parser.add_argument("--log-level", default="warning",
+        parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
                             help="uvicorn log level; \"info\" adds an access log line per request")
 
     def handle(self, *args, **options) -> None:
