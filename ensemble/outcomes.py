@@ -118,6 +118,18 @@ class CompletionOutcome:
                 and any(c.reason == "http_404" for c in self.candidates))
 
     @property
+    def passthrough_refusal(self) -> int | None:
+        """Return the status of a backend 4xx that refused a pass-through request for the caller's own
+        reasons (400, 413, 422, 429: a bad parameter, too long a prompt, a rate limit), else None.
+
+        Not 401/403 (Trio's backend key is at fault, not the caller) nor 404 (`model_not_found`).
+        """
+        if self.ensemble.aggregation != aggregation.PASSTHROUGH or self.answered:
+            return None
+        statuses = {c.reason.removeprefix("http_") for c in self.candidates if c.reason.startswith("http_")}
+        return next((int(s) for s in ("429", "400", "413", "422") if s in statuses), None)
+
+    @property
     def total_usage(self) -> Usage:
         """Return the usage of every backend call this request made, generation and voting."""
         calls = [c.usage for c in self.candidates] + [b.usage for b in self.ballots]

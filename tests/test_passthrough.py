@@ -57,16 +57,28 @@ def test_a_model_the_backend_does_not_know_is_our_404_model_not_found(client):
 
 @pytest.mark.parametrize("model, status, code", [
     ("broken@status=500", 502, "backend_error"),
-    ("picky@status=400", 502, "backend_error"),
+    ("locked@status=401", 502, "backend_error"),  # Trio's backend key is wrong: not the caller's to fix
     ("sleepy@hang", 504, "backend_timeout"),
+    # Refusals that are the caller's to act on keep the backend's status, as a proxy's would.
+    ("picky@status=400", 400, "backend_refused"),
+    ("busy@status=429", 429, "rate_limit_exceeded"),
 ])
-def test_other_backend_failures_are_502_or_504_in_the_openai_shape(http, trio_settings, model, status, code):
+def test_backend_failures_are_relayed_or_502_or_504_in_the_openai_shape(http, trio_settings, model, status, code):
     trio_settings.TRIO_TIMEOUT = 0.3
 
     response = http.post("/v1/chat/completions", json={"model": model, "messages": QUESTION})
 
     assert response.status_code == status
     assert response.json()["error"]["code"] == code and model in response.json()["error"]["message"]
+    assert CompletionRequest.objects.get().status == "failed"  # stored either way
+
+
+def test_an_ensemble_member_refused_with_a_400_is_a_failed_member_not_a_400(http, trio_settings):
+    trio_settings.TRIO_MODELS = ["picky@status=400", "busy@status=429"]
+
+    response = http.post("/v1/chat/completions", json={"model": "trio", "messages": QUESTION})
+
+    assert response.status_code == 502 and response.json()["error"]["code"] == "backend_error"
 
 
 def test_an_ensemble_name_is_never_passed_through(client, backend):

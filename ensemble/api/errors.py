@@ -68,11 +68,28 @@ class BackendTimedOut(BackendFailed):
     default_code = "backend_timeout"
 
 
+class BackendRefused(OpenAIError):
+    """A pass-through request the backend refused as the caller's to fix; its status is the backend's."""
+
+    default_code = "backend_refused"
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message, code="rate_limit_exceeded" if status_code == 429 else None)
+        self.status_code = status_code
+        self.error_type = "rate_limit_error" if status_code == 429 else "invalid_request_error"
+
+
 def completion_failed(outcome) -> OpenAIError:
-    """Return the error for a stored outcome with no answer: 404 for a model the backend lacks, else 502/504."""
+    """Return the error for a stored outcome with no answer: 404 for a model the backend lacks, the
+    backend's own 4xx for a pass-through request it refused, else 502/504."""
     if outcome.model_not_found:
         return ModelNotFound(f"The model `{outcome.ensemble.name}` does not exist: it is not an ensemble, and "
                              f"the backend does not know it either ({outcome.public_id}).", param="model")
+    refusal = outcome.passthrough_refusal
+    if refusal is not None:
+        # Relayed, as a proxy does: the SDK backs off on a 429 and does not retry a 400.
+        return BackendRefused(refusal, f"The backend model refused the request ({outcome.public_id}): "
+                                       f"{outcome.error}")
     failure = BackendTimedOut if outcome.all_timed_out else BackendFailed
     who = "The backend model" if outcome.ensemble.origin == "passthrough" else "Every ensemble member"
     return failure(f"{who} failed ({outcome.public_id}): {outcome.error}")

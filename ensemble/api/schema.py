@@ -119,12 +119,15 @@ COMMON_ERRORS = {
     405: _error("Wrong HTTP method (code method_not_allowed)."),
 }
 CHAT_ERRORS = {
-    400: _error("Invalid JSON or an invalid field; `param` names it."),
+    400: _error("Invalid JSON or an invalid field; `param` names it. For a pass-through model, the "
+                "backend's own 400 (also 413 and 422) is relayed with code backend_refused."),
     **COMMON_ERRORS,
     404: _error("No ensemble by that name (code model_not_found); for a pass-through name, the backend "
                 "has no such model either."),
     413: _error("Body larger than TRIO_MAX_BODY_BYTES (code request_too_large)."),
     415: _error("Content-Type is not application/json."),
+    422: _error("A pass-through model's backend refused the request (code backend_refused)."),
+    429: _error("A pass-through model's backend rate-limited the request (code rate_limit_exceeded)."),
     502: _error("Every ensemble member failed (code backend_error)."),
     504: _error("Every ensemble member timed out (code backend_timeout)."),
 }
