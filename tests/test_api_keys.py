@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -90,6 +90,14 @@ def test_the_command_prints_a_key_that_works(http):
     assert "only this once" in err.getvalue()
     assert http.get("/v1/models", headers=bearer(key)).status_code == 200
     assert http.get("/v1/models").status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name, complaint", [("  ", "cannot be blank"), ("x" * 101, "at most 100 characters")])
+def test_the_command_refuses_a_name_the_admin_would_refuse(name, complaint):
+    with pytest.raises(CommandError, match=complaint):
+        call_command("create_api_key", name, stdout=io.StringIO(), stderr=io.StringIO())
+    assert not ApiKey.objects.exists()
 
 
 def test_the_key_is_stored_hashed_and_its_plaintext_is_nowhere_in_the_database(http):

@@ -1,7 +1,9 @@
 """Create an API key for /v1/ and print it once: `python manage.py create_api_key NAME`."""
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
 from ensemble.api.auth import api_key_create
+from ensemble.models import ApiKey
 
 
 class Command(BaseCommand):
@@ -11,6 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("name", help="Who or what will use the key, e.g. 'open-webui'.")
 
     def handle(self, *args, name, **options):
+        try:  # the admin's own checks (SQLite would store an empty or a 500-character name)
+            name = ApiKey._meta.get_field("name").clean(name.strip(), None)
+        except ValidationError as exc:
+            raise CommandError(f"NAME: {' '.join(exc.messages)}") from None
         api_key, key = api_key_create(name=name)
         # The key alone on stdout, so that `KEY=$(manage.py create_api_key x)` works; the notice on stderr.
         self.stdout.write(key)
