@@ -30,6 +30,22 @@ def test_ensure_admin_creates_the_named_superuser_once(settings):
 
 
 @pytest.mark.django_db
+def test_ensure_admin_refuses_a_weak_password_in_production_and_warns_elsewhere(settings):
+    settings.TRIO_ADMIN_USERNAME, settings.TRIO_ADMIN_PASSWORD = "root", "1"
+
+    settings.TRIO_ENV = "production"
+    with pytest.raises(CommandError, match="too weak for production: This password is too short"):
+        ensure_admin()
+    assert not get_user_model().objects.exists()
+
+    settings.TRIO_ENV = "development"
+    err = io.StringIO()
+    call_command("ensure_admin", stdout=io.StringIO(), stderr=err)
+    assert "TRIO_ADMIN_PASSWORD is weak" in err.getvalue()
+    assert get_user_model().objects.get(username="root").check_password("1")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("username", ["", "  "])
 def test_ensure_admin_rejects_an_empty_username(settings, username):
     settings.TRIO_ADMIN_USERNAME = username

@@ -3,6 +3,8 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -16,6 +18,8 @@ class Command(BaseCommand):
             return
         username = settings.TRIO_ADMIN_USERNAME
         self._check_username(users, username)
+        if settings.TRIO_ADMIN_PASSWORD:
+            self._check_password(users(**{users.USERNAME_FIELD: username}), settings.TRIO_ADMIN_PASSWORD)
         password = settings.TRIO_ADMIN_PASSWORD or secrets.token_urlsafe(18)
         users.objects.create_superuser(username, email="", password=password)
         if settings.TRIO_ADMIN_PASSWORD:
@@ -24,6 +28,17 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(
                 f"Created admin user '{username}' with password: {password}\n"
                 "It is shown only this once; change it in the admin."))
+
+    def _check_password(self, user, password: str) -> None:
+        """Refuse a weak TRIO_ADMIN_PASSWORD in production (the admin shows every conversation);
+        elsewhere, say what is weak about it and go on."""
+        try:
+            validate_password(password, user=user)
+        except ValidationError as exc:
+            problems = " ".join(exc.messages)
+            if settings.TRIO_ENV == "production":
+                raise CommandError(f"TRIO_ADMIN_PASSWORD is too weak for production: {problems}") from None
+            self.stderr.write(self.style.WARNING(f"TRIO_ADMIN_PASSWORD is weak: {problems}"))
 
     def _check_username(self, users, username: str) -> None:
         """Raise CommandError unless a superuser named `username` can be created."""
