@@ -135,16 +135,21 @@ def _wait_until_live(process: subprocess.Popen, url: str, timeout: float = 20) -
         time.sleep(0.1)
 
 
-def test_it_names_the_database_when_it_cannot_be_opened(backend, tmp_path):
+def readiness_on(database_file: Path, backend) -> httpx.Response:
+    """Return /health/ready of a Trio serving `database_file` (as it is) and the fake backend."""
     env = {
         **os.environ,
-        # A SQLite file in a directory that does not exist: every connection attempt fails.
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'trio.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{database_file}",
         "TRIO_BACKEND_URL": backend.url,
         "TRIO_BACKEND_API_KEY": BACKEND_API_KEY,
     }
     with trio_subprocess(env) as url:
-        response = httpx.get(f"{url}/health/ready", timeout=30)
+        return httpx.get(f"{url}/health/ready", timeout=30)
+
+
+def test_it_names_the_database_when_it_cannot_be_opened(backend, tmp_path):
+    # A SQLite file in a directory that does not exist: every connection attempt fails.
+    response = readiness_on(tmp_path / "missing" / "trio.sqlite3", backend)
 
     assert response.status_code == 503
     body = response.json()
@@ -154,14 +159,7 @@ def test_it_names_the_database_when_it_cannot_be_opened(backend, tmp_path):
 
 def test_it_names_the_database_when_its_tables_were_never_created(backend, tmp_path):
     # The file opens and answers SELECT 1, but nobody ran `migrate`: every API request would fail.
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
-        "TRIO_BACKEND_URL": backend.url,
-        "TRIO_BACKEND_API_KEY": BACKEND_API_KEY,
-    }
-    with trio_subprocess(env) as url:
-        response = httpx.get(f"{url}/health/ready", timeout=30)
+    response = readiness_on(tmp_path / "empty.sqlite3", backend)
 
     assert response.status_code == 503
     error = response.json()["errors"]["database"]
