@@ -33,6 +33,16 @@ def assert_openai_error(response, status, param=None, code=None):
         ({"model": "trio", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
         ({"model": "trio", "messages": [{"role": "user", "content": "a\u0000b"}]}, "messages[0].content"),
         ({"model": "trio", "messages": ["hi"]}, "messages[0]"),
+        ({"model": "trio", "messages": [{"role": "assistant", "content": None, "tool_calls": "x"}]},
+         "messages[0].tool_calls"),
+        ({"model": "trio", "messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}]},
+         "messages[0].tool_calls"),
+        ({"model": "trio", "messages": [{"role": "user", "content": "hi", "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]},
+         "messages[0].tool_calls"),
+        ({"model": "trio", "messages": [{"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "\u0000"}}]}]},
+         "messages[0].tool_calls"),
         ({**GOOD, "max_tokens": -5}, "max_tokens"),
         ({**GOOD, "max_tokens": 0}, "max_tokens"),
         ({**GOOD, "max_completion_tokens": 1.5}, "max_completion_tokens"),

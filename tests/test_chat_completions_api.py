@@ -50,6 +50,26 @@ def test_the_whole_conversation_and_sampling_parameters_reach_every_model(client
     assert all("What is the capital of France?" in call.body["messages"][-1]["content"] for call in ballots)
 
 
+TOOL_CONVERSATION = [
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+    ]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
+]
+
+
+def test_a_conversation_with_tool_calls_reaches_every_model_and_the_database_whole(client, backend):
+    # A tool message must follow the assistant turn that made the call: an OpenAI backend answers 400
+    # to a conversation whose `tool_calls` were dropped (and to an assistant turn with neither).
+    client.chat.completions.create(model="trio", messages=TOOL_CONVERSATION)
+
+    generations = [call for call in backend.calls if not call.is_ballot]
+    assert len(generations) == 3
+    assert all(call.body["messages"] == TOOL_CONVERSATION for call in generations)
+    assert CompletionRequest.objects.get().messages == TOOL_CONVERSATION
+
+
 def test_every_vote_is_stored(client):
     completion = client.chat.completions.create(model="trio", messages=QUESTION)
 

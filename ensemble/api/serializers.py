@@ -81,16 +81,62 @@ def _is_text_part(part) -> bool:
     return isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
 
 
+TOOL_CALL_SCHEMA = {
+    "type": "object", "required": ["id", "type", "function"],
+    "properties": {
+        "id": {"type": "string"}, "type": {"type": "string", "enum": ["function"]},
+        "function": {"type": "object", "required": ["name", "arguments"],
+                     "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}}},
+    },
+}
+
+
+@extend_schema_field({"type": "array", "minItems": 1, "items": TOOL_CALL_SCHEMA,
+                      "description": "The tool calls an earlier assistant turn made (assistant messages only)."})
+class ToolCallsField(serializers.Field):
+    """An assistant turn's `tool_calls`, kept as sent: a `tool` message is only valid after the call it
+    answers, so a backend refuses the conversation if they are dropped."""
+
+    default_error_messages = {
+        "invalid": 'tool_calls must be a non-empty list of {{"id", "type": "function", '
+                   '"function": {{"name", "arguments"}}}} objects.',
+        "nul": "tool_calls must not contain NUL characters.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list) or not data or not all(_is_tool_call(call) for call in data):
+            self.fail("invalid")
+        calls = [{"id": c["id"], "type": "function",
+                  "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+                 for c in data]
+        if any("\x00" in text for c in calls for text in (c["id"], *c["function"].values())):
+            self.fail("nul")  # PostgreSQL cannot store NUL in jsonb
+        return calls
+
+    def to_representation(self, value):
+        return value
+
+
+def _is_tool_call(call) -> bool:
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        return False
+    return (isinstance(call.get("id"), str) and call.get("type") == "function"
+            and all(isinstance(call["function"].get(key), str) for key in ("name", "arguments")))
+
+
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
     # Assistant turns that only made tool calls have no content.
     content = ContentField(allow_null=True)
     name = StrictCharField(required=False, min_length=1, max_length=256)
     tool_call_id = StrictCharField(required=False, min_length=1, max_length=256)
+    tool_calls = ToolCallsField(required=False)
 
     def validate(self, attrs):
         if attrs.get("content") is None and attrs["role"] != "assistant":
             raise serializers.ValidationError({"content": "Only assistant messages may have null content."})
+        if "tool_calls" in attrs and attrs["role"] != "assistant":
+            raise serializers.ValidationError({"tool_calls": "Only assistant messages may have tool_calls."})
         return attrs
 
 
