@@ -183,7 +183,7 @@ def _request_row(outcome: CompletionOutcome) -> dict:
         id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
         members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
         prompt_excerpt=_last_user_text(outcome.messages)[:300], status=outcome.status,
-        error=outcome.error, winner_model=winner.model if winner else "",
+        error=_storable(outcome.error), winner_model=winner.model if winner else "",
         winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
         voting_ms=outcome.voting_ms, prompt_tokens=usage.prompt_tokens,
@@ -195,8 +195,8 @@ def _request_row(outcome: CompletionOutcome) -> dict:
 
 def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
     return dict(
-        request_id=outcome.id, index=c.index, model=c.model, content=c.content, status=c.status,
-        error=c.error, finish_reason=c.finish_reason, latency_ms=c.latency_ms,
+        request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content), status=c.status,
+        error=_storable(c.error), finish_reason=c.finish_reason, latency_ms=c.latency_ms,
         accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
         is_winner=c.index == outcome.winner_index, **c.usage.as_dict(),
     )
@@ -205,7 +205,7 @@ def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
 def _ballot_row(outcome: CompletionOutcome, b: BallotResult) -> dict:
     return dict(
         request_id=outcome.id, voter_index=b.voter_index, voter_model=b.voter_model,
-        shown_order=b.shown_order, raw_text=b.raw_text, status=b.status, error=b.error,
+        shown_order=b.shown_order, raw_text=_storable(b.raw_text), status=b.status, error=_storable(b.error),
         latency_ms=b.latency_ms, **b.usage.as_dict(),
     )
 
@@ -217,6 +217,15 @@ def _mark_row(outcome, ballot: BallotResult, ballot_id, candidate: tuple, positi
         author_model=author_model, position=position, accepted=mark.accepted, preferred=mark.preferred,
         is_self=mark.is_self, counted=voting.counts(mark, self_vote=outcome.ensemble.self_vote),
     )
+
+
+def _storable(text: str) -> str:
+    """Return backend-supplied `text` with any NUL replaced by U+FFFD.
+
+    PostgreSQL refuses NUL in text columns, failing the whole batch's write; requests are refused
+    with NUL at the API, but answers, ballots and error bodies come from the backend as they are.
+    """
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _last_user_text(messages: list[dict]) -> str:

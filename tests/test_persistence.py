@@ -82,6 +82,26 @@ def test_a_failed_request_is_stored_with_its_failures():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_backend_text_with_nul_characters_is_stored_without_them():
+    # Requests are refused with NUL (PostgreSQL text and jsonb cannot hold it), but the backend's own
+    # text is not ours to refuse: an answer, a ballot or an error body with NUL made PostgreSQL reject
+    # the whole write, and after its retries the request's history was lost.
+    outcome = _outcome(2)
+    outcome.candidates[0].content = "an\x00answer"
+    outcome.candidates[1].status, outcome.candidates[1].content = "error", ""
+    outcome.candidates[1].error = outcome.error = "m1: HTTP 500: bad\x00body"
+    outcome.ballots[0].raw_text = "ACCEPTED: 1\x00"
+
+    completion_record(outcome)
+
+    stored = [CompletionRequest.objects.get().error, *Ballot.objects.values_list("raw_text", flat=True)]
+    for content, error in Candidate.objects.values_list("content", "error"):
+        stored += [content, error]
+    assert not [text for text in stored if "\x00" in text]
+    assert Candidate.objects.get(index=0).content == "an\ufffdanswer"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_large_batch_is_split_under_the_parameter_limit_and_every_mark_points_at_its_own_rows():
     outcomes = [_outcome(3) for _ in range(64)]  # 192 candidates x 15 columns: past SQLite's 999 parameters
     for number, outcome in enumerate(outcomes):
