@@ -185,9 +185,11 @@ def _chat_result(model: str, response: _Reply) -> ChatResult:
         raise BackendBadResponse(f"{model}: response has no choices[0].message.content") from exc
     if not isinstance(content, str) or not content.strip():
         raise BackendBadResponse(f"{model}: empty content")
+    finish_reason = choice.get("finish_reason")
     return ChatResult(
         content=content,
-        finish_reason=choice.get("finish_reason") or "stop",
+        # Relayed to clients, who expect a word; a missing or odd one is taken as a normal stop.
+        finish_reason=finish_reason if isinstance(finish_reason, str) and finish_reason else "stop",
         usage=Usage.from_json(data.get("usage")),
         body=data,
     )

@@ -196,10 +196,14 @@ def _request_row(outcome: CompletionOutcome) -> dict:
 def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
     return dict(
         request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content), status=c.status,
-        error=_storable(c.error), finish_reason=c.finish_reason, latency_ms=c.latency_ms,
+        error=_storable(c.error), finish_reason=c.finish_reason[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
         accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
         is_winner=c.index == outcome.winner_index, **c.usage.as_dict(),
     )
+
+
+# The backend's word, kept as it came; PostgreSQL refuses a longer value than the column holds.
+FINISH_REASON_MAX = Candidate._meta.get_field("finish_reason").max_length
 
 
 def _ballot_row(outcome: CompletionOutcome, b: BallotResult) -> dict:

@@ -3,11 +3,13 @@ import asyncio
 import socket
 import time
 
+import orjson
 import pytest
 
 from ensemble.backend import (
     BackendBadResponse, BackendClient, BackendHTTPError, BackendTimeout, BackendUnavailable, normalize_base_url,
 )
+from ensemble.devserver import run_in_thread
 from tests.conftest import BACKEND_API_KEY
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -89,3 +91,22 @@ def test_list_models_reads_the_backend_model_ids(backend):
             await client.aclose()
 
     assert "fake" in asyncio.run(call())
+
+
+def answering(body: dict):
+    """Return a running backend (a real local server) whose every answer is `body`."""
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
+
+    return run_in_thread(app)
+
+
+@pytest.mark.parametrize("finish_reason", [{"type": "stop"}, ["stop"], 7, None, ""])
+def test_a_finish_reason_that_is_not_a_word_is_read_as_stop(finish_reason):
+    # It is relayed to clients, who expect a string, and stored in a text column.
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": finish_reason}]}
+    with answering(body) as server:
+        assert chat(server.url, "odd").finish_reason == "stop"

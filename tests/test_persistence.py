@@ -102,6 +102,17 @@ def test_backend_text_with_nul_characters_is_stored_without_them():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_finish_reason_longer_than_its_column_is_stored_cut_to_fit():
+    # The backend's word, stored as it came: PostgreSQL refuses a value longer than the column.
+    outcome = _outcome(1)
+    outcome.candidates[0].finish_reason = "x" * 40
+
+    completion_record(outcome)
+
+    assert Candidate.objects.get().finish_reason == "x" * Candidate._meta.get_field("finish_reason").max_length
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_large_batch_is_split_under_the_parameter_limit_and_every_mark_points_at_its_own_rows():
     outcomes = [_outcome(3) for _ in range(64)]  # 192 candidates x 15 columns: past SQLite's 999 parameters
     for number, outcome in enumerate(outcomes):
