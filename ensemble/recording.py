@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import voting
+from .backend import Usage
 from .inserts import RowInserter
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
@@ -178,7 +179,6 @@ MARKS = RowInserter(BallotMark, [
 
 def _request_row(outcome: CompletionOutcome) -> dict:
     winner = outcome.winner
-    usage = outcome.total_usage
     return dict(
         id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
         members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
@@ -186,8 +186,7 @@ def _request_row(outcome: CompletionOutcome) -> dict:
         error=_storable(outcome.error), winner_model=winner.model if winner else "",
         winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
-        voting_ms=outcome.voting_ms, prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
+        voting_ms=outcome.voting_ms, **_usage_columns(outcome.total_usage),
         api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
         parent_id=outcome.parent_id,
     )
@@ -198,7 +197,7 @@ def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
         request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content), status=c.status,
         error=_storable(c.error), finish_reason=c.finish_reason[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
         accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
-        is_winner=c.index == outcome.winner_index, **c.usage.as_dict(),
+        is_winner=c.index == outcome.winner_index, **_usage_columns(c.usage),
     )
 
 
@@ -210,7 +209,7 @@ def _ballot_row(outcome: CompletionOutcome, b: BallotResult) -> dict:
     return dict(
         request_id=outcome.id, voter_index=b.voter_index, voter_model=b.voter_model,
         shown_order=b.shown_order, raw_text=_storable(b.raw_text), status=b.status, error=_storable(b.error),
-        latency_ms=b.latency_ms, **b.usage.as_dict(),
+        latency_ms=b.latency_ms, **_usage_columns(b.usage),
     )
 
 
@@ -221,6 +220,16 @@ def _mark_row(outcome, ballot: BallotResult, ballot_id, candidate: tuple, positi
         author_model=author_model, position=position, accepted=mark.accepted, preferred=mark.preferred,
         is_self=mark.is_self, counted=voting.counts(mark, self_vote=outcome.ensemble.self_vote),
     )
+
+
+# The token columns hold at most this on PostgreSQL (SQLite refuses past 2**63 - 1).
+TOKENS_MAX = 2**31 - 1
+
+
+def _usage_columns(usage: Usage) -> dict:
+    """Return `usage` as its three columns, each capped at what the column holds: the counts are
+    the backend's, and an absurd one must not make the database refuse the request's history."""
+    return {column: min(count, TOKENS_MAX) for column, count in usage.as_dict().items()}
 
 
 def _storable(text: str) -> str:

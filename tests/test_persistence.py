@@ -113,6 +113,23 @@ def test_a_finish_reason_longer_than_its_column_is_stored_cut_to_fit():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_token_count_too_large_for_its_column_is_stored_at_the_columns_maximum():
+    # A backend's absurd usage (2**63 here) made the write fail (SQLite: OverflowError; PostgreSQL
+    # past 2**31 - 1), and after the retries the request's history was lost.
+    outcome = _outcome(2)
+    outcome.candidates[0].usage = Usage(2**63 + 5, 3, 2**63 + 8)
+    outcome.ballots[0].usage = Usage(2**40, 0, 2**40)
+
+    completion_record(outcome)
+
+    most = 2**31 - 1
+    assert Candidate.objects.get(index=0).prompt_tokens == most
+    assert Ballot.objects.get(voter_index=0).total_tokens == most
+    request = CompletionRequest.objects.get()
+    assert (request.prompt_tokens, request.completion_tokens) == (most, 3 + 2)  # the other candidate: 2
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_large_batch_is_split_under_the_parameter_limit_and_every_mark_points_at_its_own_rows():
     outcomes = [_outcome(3) for _ in range(64)]  # 192 candidates x 15 columns: past SQLite's 999 parameters
     for number, outcome in enumerate(outcomes):
