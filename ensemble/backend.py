@@ -77,8 +77,14 @@ class Usage:
         }
 
 
+# No call uses anywhere near this many tokens; a count past it is a backend's bug, and sums of such
+# counts would outgrow the database's integer columns and even JSON encoding (64 bits).
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
 def _as_int(value) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    valid = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT
+    return value if valid else 0
 
 
 @dataclass(frozen=True)

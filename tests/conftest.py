@@ -5,6 +5,7 @@ import os
 import time
 
 import httpx
+import orjson
 import pytest
 from pytest_django.fixtures import _set_suffix_to_test_databases
 
@@ -24,6 +25,18 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def backend_answering(body: dict):
+    """Return a running backend (a real local server) whose every answer is `body`: for the odd
+    answers the fake backend has no behaviour for. Use it as a context manager."""
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
+
+    return run_in_thread(app)
 
 
 @pytest.fixture(scope="session")

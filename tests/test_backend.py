@@ -3,14 +3,12 @@ import asyncio
 import socket
 import time
 
-import orjson
 import pytest
 
 from ensemble.backend import (
-    BackendBadResponse, BackendClient, BackendHTTPError, BackendTimeout, BackendUnavailable, normalize_base_url,
+    BackendBadResponse, BackendClient, BackendHTTPError, BackendTimeout, BackendUnavailable, Usage, normalize_base_url,
 )
-from ensemble.devserver import run_in_thread
-from tests.conftest import BACKEND_API_KEY
+from tests.conftest import BACKEND_API_KEY, backend_answering
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -93,20 +91,17 @@ def test_list_models_reads_the_backend_model_ids(backend):
     assert "fake" in asyncio.run(call())
 
 
-def answering(body: dict):
-    """Return a running backend (a real local server) whose every answer is `body`."""
-    async def app(scope, receive, send):
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": orjson.dumps(body)})
-
-    return run_in_thread(app)
-
-
 @pytest.mark.parametrize("finish_reason", [{"type": "stop"}, ["stop"], 7, None, ""])
 def test_a_finish_reason_that_is_not_a_word_is_read_as_stop(finish_reason):
     # It is relayed to clients, who expect a string, and stored in a text column.
     body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": finish_reason}]}
-    with answering(body) as server:
+    with backend_answering(body) as server:
         assert chat(server.url, "odd").finish_reason == "stop"
+
+
+def test_a_token_count_past_what_a_database_column_holds_counts_as_0():
+    # Sums of such counts outgrew 64 bits: the API could not even encode its answer.
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2**63 + 5, "completion_tokens": 2**31 - 1, "total_tokens": 2**63 + 2**31 + 4}}
+    with backend_answering(body) as server:
+        assert chat(server.url, "odd").usage == Usage(0, 2**31 - 1, 0)

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from ensemble.models import Ballot, Candidate, CompletionRequest
-from tests.conftest import wait_for
+from tests.conftest import backend_answering, wait_for
 
 BODY = {"model": "trio", "messages": [{"role": "user", "content": "Is water wet?"}]}
 
@@ -28,6 +28,18 @@ def test_a_straggler_is_left_behind_once_the_quorum_answered(http, trio_settings
     assert late.status == "late" and "grace" in late.error
     assert CompletionRequest.objects.get().status == "partial"
     assert Ballot.objects.count() == 2
+
+
+def test_absurd_token_counts_from_the_backend_still_get_an_answer_and_are_stored(http, trio_settings):
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 2**63 + 5, "completion_tokens": 1, "total_tokens": 2**63 + 6}}
+    with backend_answering(answer) as server:
+        trio_settings.TRIO_BACKEND_URL, trio_settings.TRIO_MODELS = server.url, ["alpha", "beta", "gamma"]
+        response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 200, response.text  # was a 500: their sum exceeds what JSON encoding takes
+    assert response.json()["choices"][0]["message"]["content"] == "hi"
+    assert wait_for(lambda: CompletionRequest.objects.filter(status="ok").exists())
 
 
 def test_a_503_is_retried_once_and_then_answers(http, trio_settings, backend):
