@@ -181,3 +181,16 @@ def test_the_admin_links_to_the_pages_and_back(admin_client, partial_request):
     view_on_site = f"/admin/r/{content_type.pk}/{partial_request.pk}/"
     assert view_on_site in change
     assert staff.get(view_on_site).url.endswith(f"/votes/{partial_request.pk}/")
+
+
+def test_the_site_root_leads_to_the_vote_history(staff):
+    # The admin's "View site" link points at /, which must not be a 404.
+    response = staff.get("/")
+    assert response.status_code == 302 and response.url == "/votes/"
+
+
+def test_a_login_without_a_usable_next_page_lands_on_the_vote_history(client, django_user_model):
+    django_user_model.objects.create_user("eve", password="pw-eve-123", is_staff=True)
+    for next_page in ("https://evil.example/", ""):
+        response = client.post(f"/admin/login/?next={next_page}", {"username": "eve", "password": "pw-eve-123"})
+        assert response.status_code == 302 and response.url == "/votes/", next_page

@@ -231,6 +231,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Where a login lands without a safe `next` (Django's default, /accounts/profile/, is no page here).
+LOGIN_REDIRECT_URL = "pages:vote-list"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

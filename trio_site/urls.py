@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from ensemble.views import health, health_ready, metrics
 
@@ -10,4 +11,6 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("ensemble.page_urls")),
+    # The admin's "View site" link points here.
+    path("", RedirectView.as_view(pattern_name="pages:vote-list"), name="home"),
 ]
