@@ -10,7 +10,8 @@ GROUP BYs over whatever is not rolled up, at most the open day(s) once the rollu
 Definitions used by the leaderboard (per model, over the chosen window and ensemble):
 
 - participated: the model had a candidate in a request that decided a winner (status ok or
-  partial), failed candidates included: a member that failed lost that request;
+  partial, and not concat, which picks none), failed candidates included: a member that failed
+  lost that request;
 - win rate: wins / participated, with a 95% Wilson interval;
 - acceptance / preference rate received: share of the counted marks on its candidates that
   accept / prefer them (self-votes are in when the ensemble counts them);
@@ -608,7 +609,8 @@ def _day_group(by_day: bool) -> dict:
 
 def candidate_counts(scope: Q, *, unit: str, by_ensemble: bool = False) -> QuerySet:
     """Return per (time bucket[, ensemble], model): participated, wins, calls, failed and ok calls."""
-    decided = Q(request__status__in=DECIDED)
+    # concat's requests are ok but pick no winner: nobody won or lost them.
+    decided = Q(request__status__in=DECIDED, request__winner_index__isnull=False)
     group = {"bucket": TimeBucket("request__created_at", unit)}
     if by_ensemble:
         group["ensemble"] = F("request__ensemble")

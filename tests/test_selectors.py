@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ensemble import rollups, selectors
 from ensemble.models import CompletionRequest, RollupDay
-from tests.factories import ago, vote
+from tests.factories import ago, build_vote, save_votes, vote
 
 pytestmark = pytest.mark.django_db
 
@@ -166,6 +166,24 @@ def test_win_rate_over_time_has_one_point_per_model_and_bucket(board_history):
     # Day buckets: r4's day and today (r1 and r2 are both within the last 3 minutes, maybe across midnight).
     assert sum(p for p, _ in by_model["a"]) == 3 and sum(w for _, w in by_model["a"]) == 2
     assert sum(p for p, _ in by_model["c"]) == 2 and sum(w for _, w in by_model["c"]) == 0
+
+
+@pytest.mark.parametrize("rolled", [False, True], ids=["live", "rolled up"])
+def test_a_concat_request_has_no_winner_so_it_counts_for_no_one(rolled):
+    # concat joins every answer and picks no winner: its members neither won nor lost a request.
+    for created_at in (ago(minutes=1), ago(days=3)):
+        rows = build_vote(members=["a", "b"], created_at=created_at)
+        rows.request.aggregation_method, rows.request.winner_index, rows.request.winner_model = "concat", None, ""
+        for candidate in rows.candidates:
+            candidate.is_winner, candidate.rank = False, None
+        save_votes([rows])
+    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0, 1], 0)})
+    if rolled:
+        assert rollups.rollup_closed_days()
+
+    board = selectors.leaderboard(bootstrap_rounds=5)
+    assert {s.model: (s.participated, s.wins, s.calls) for s in board.standings} == {"a": (1, 1, 3), "b": (1, 0, 3)}
+    assert sum(n for _, _, n, _ in board.over_time) == 2
 
 
 def test_sorting_puts_missing_values_last_in_both_directions():
