@@ -167,6 +167,21 @@ def test_the_detail_page_runs_a_fixed_number_of_queries(staff, partial_request, 
         assert staff.get(f"/votes/{partial_request.pk}/").status_code == 200
 
 
+@pytest.mark.parametrize(("method", "reason"), [
+    ("concat", "concat returns every answer and picks no winner"),
+    ("synthesize", "synthesize combines the answers into one instead"),
+    ("acceptance_voting", "fewer than two candidates to compare"),
+])
+def test_a_request_without_ballots_says_why_there_was_no_vote(staff, method, reason):
+    rows = build_vote(members=["a", "b", "c"], failed={1: "error", 2: "error"} if method == "acceptance_voting" else None)
+    rows.request.aggregation_method = method
+    request = save_votes([rows])[0]
+    html = staff.get(f"/votes/{request.pk}/").content.decode()
+    assert reason in html
+    if method != "acceptance_voting":
+        assert "fewer than two candidates" not in html  # it had three
+
+
 def test_an_unknown_request_is_404(staff):
     assert staff.get(f"/votes/{uuid.uuid4()}/").status_code == 404
 
