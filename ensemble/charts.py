@@ -65,7 +65,7 @@ def win_rate_intervals(standings, palette: dict[str, str]) -> SafeString:
             '<line x1="{9}" y1="{7}" x2="{10}" y2="{7}" stroke="{11}" stroke-width="3"/>'
             '<circle cx="{12}" cy="{7}" r="5" fill="{11}"/></g>',
             s.model, _pct(s.win_rate), s.wins, s.participated, _pct(low), _pct(high),
-            left - 8, _f(y + 4), _short(s.model), _f(x(low)), _f(x(high)), palette.get(s.model, "#333"),
+            left - 8, _f(y + 4), _fit(s.model, left - 8), _f(x(low)), _f(x(high)), palette.get(s.model, "#333"),
             _f(x(s.win_rate)),
         ))
     body = mark_safe(_percent_axis(left, right, top, bottom, vertical=True) + "".join(marks))
@@ -75,7 +75,7 @@ def win_rate_intervals(standings, palette: dict[str, str]) -> SafeString:
 def win_rate_over_time(series: list[tuple[datetime, str, int, int]], palette: dict[str, str]) -> SafeString:
     """Return a line chart of each model's win rate per time bucket (a point's size is not weighted)."""
     buckets = sorted({bucket for bucket, *_ in series})
-    left, right, top, bottom = 44, WIDTH - 16, 10, 190
+    left, right, top, bottom = 44, WIDTH - 28, 10, 190  # room for the last time label, centred on `right`
     models = sorted({model for _, model, *_ in series})
     step = (right - left) / max(len(buckets) - 1, 1)
     x_of = {b: left + (step * i if len(buckets) > 1 else (right - left) / 2) for i, b in enumerate(buckets)}
@@ -93,7 +93,7 @@ def win_rate_over_time(series: list[tuple[datetime, str, int, int]], palette: di
     legend = format_html_join("", '<g><rect x="{}" y="{}" width="10" height="10" fill="{}"/>'
                                   '<text x="{}" y="{}" class="label">{}</text></g>',
                               ((left + 150 * (i % 4), bottom + 32 + 16 * (i // 4), palette.get(m, "#333"),
-                                left + 150 * (i % 4) + 14, bottom + 41 + 16 * (i // 4), _short(m, 20))
+                                left + 150 * (i % 4) + 14, bottom + 41 + 16 * (i // 4), _fit(m, 150 - 14 - 6))
                                for i, m in enumerate(models)))
     body = mark_safe(_percent_axis(left, right, top, bottom, vertical=False) + labels + "".join(lines) + legend)
     return _svg(bottom + 40 + 16 * ((len(models) + 3) // 4), "Win rate over time per model", body)
@@ -105,7 +105,7 @@ def _time_labels(buckets, x_of, bottom) -> str:
     every = max(1, len(buckets) // 6)  # at most ~7 labels, so they never overlap
     chosen = buckets[::every]
     return format_html_join("", '<text x="{}" y="{}" text-anchor="middle" class="axis" fill="#5d6677">{}</text>',
-                            ((_f(x_of[b]), bottom + 16, _when(b)) for b in chosen))
+                            ((_f(x_of[b]), bottom + 18, _when(b)) for b in chosen))
 
 
 def _when(moment: datetime) -> str:
@@ -126,7 +126,7 @@ def call_timeline(detail) -> SafeString:
         '<text x="{4}" y="{5}" text-anchor="end" class="label">{6}</text>'
         '<rect x="{7}" y="{8}" width="{9}" height="14" class="bar status-{3}" fill="{11}"/>'
         '<text x="{10}" y="{5}" class="axis" fill="#5d6677">{1} ms</text></g>'),
-        ((name, length, start, status, left - 8, top + row_height * i + 11, _short(name, 26),
+        ((name, length, start, status, left - 8, top + row_height * i + 11, _fit(name, left - 8),
           _f(x(start)), top + row_height * i, _f(max(x(start + length) - x(start), 1.5)), _f(x(start + length) + 4),
           STATUS_FILL.get(status, "#d39c00"))
          for i, (name, start, length, status) in enumerate(calls)))
@@ -144,6 +144,16 @@ def _f(number: float) -> str:
 
 def _pct(rate: float) -> str:
     return f"{rate:.1%}"
+
+
+# Wider than the average glyph of the 12px labels ('@', 'm' and 'w' included), so that a label
+# cut to fit a margin of N pixels stays inside it.
+LABEL_CHAR_PX = 8
+
+
+def _fit(text: str, pixels: float) -> str:
+    """Return `text`, shortened with an ellipsis to fit in `pixels` of a chart's labels."""
+    return _short(text, int(pixels // LABEL_CHAR_PX))
 
 
 def _short(text: str, limit: int = 24) -> str:

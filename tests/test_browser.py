@@ -139,7 +139,8 @@ def long_one(history):
     """A request with an unbroken 300-character prompt and a DSL-style ensemble label (written
     before the browser starts: Playwright's sync API runs an event loop, where the ORM refuses)."""
     label = "judge(" + ",".join(f"member-model-number-{i}@quality=0.{i}" for i in range(6)) + ")"
-    return save_votes([build_vote(members=["alpha-model", "beta-model"], ensemble=label, prompt="A" * 300,
+    members = ["ensemble(alpha-model,beta-model@quality=0.5)", "beta-model"]  # a nested ensemble's label
+    return save_votes([build_vote(members=members, ensemble=label, prompt="A" * 300,
                                   ballots={0: ([0, 1], 0), 1: ([0], 0)})])[0]
 
 
@@ -159,4 +160,30 @@ def test_long_prompts_and_ensemble_labels_wrap_instead_of_widening_the_pages(tri
         if width == 1280:
             table = page.locator(".table-wrap").first
             assert table.evaluate("el => el.scrollWidth <= el.clientWidth"), "the history table scrolls sideways"
+    page.close()
+
+
+# Chart texts that stick out of their SVG's viewBox (cut off) or overlap another text.
+CLIPPED_TEXTS = """() => [...document.querySelectorAll('svg.chart')].flatMap(svg => {
+    const width = svg.viewBox.baseVal.width, texts = [...svg.querySelectorAll('text')];
+    const boxes = texts.map(t => t.getBBox());
+    const out = texts.filter((t, i) => boxes[i].x < 0 || boxes[i].x + boxes[i].width > width)
+        .map(t => `cut: ${t.textContent}`);
+    boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b, j) => {
+        if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height)
+            out.push(`overlap: ${texts[i].textContent} / ${texts[i + 1 + j].textContent}`);
+    }));
+    return out;
+})"""
+
+
+def test_chart_labels_of_long_model_names_stay_inside_the_chart(trio_server, long_one, browser):
+    base = trio_server.url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    log_in(page, base, "/leaderboard/")
+    for path in ("/leaderboard/", f"/votes/{long_one.pk}/"):
+        page.goto(f"{base}{path}")
+        use_stylesheet(page, base)
+        found = page.evaluate(CLIPPED_TEXTS)
+        assert not found, (path, found)
     page.close()
