@@ -187,3 +187,16 @@ def test_chart_labels_of_long_model_names_stay_inside_the_chart(trio_server, lon
         found = page.evaluate(CLIPPED_TEXTS)
         assert not found, (path, found)
     page.close()
+
+
+def test_pages_and_admin_load_without_browser_console_errors(trio_server, long_one, browser):
+    base = trio_server.url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, base, "/votes/")
+    for path in (f"/votes/{long_one.pk}/", "/leaderboard/", "/admin/", "/admin/ensemble/completionrequest/"):
+        page.goto(f"{base}{path}")
+    assert errors == []
+    page.close()
