@@ -97,6 +97,12 @@ def test_window_and_ensemble_filters(staff, history):
     assert "No requests in this window" in html
 
 
+def test_an_ensemble_without_any_request_is_not_told_to_try_a_longer_window(staff, history):
+    html = staff.get("/leaderboard/", {"window": "all", "ensemble": "nobody"}).content.decode()
+    assert "No requests for ensemble “nobody”" in html
+    assert "longer window" not in html  # all time is the longest there is
+
+
 def test_json_has_the_same_numbers_as_the_page(staff, history):
     body = staff.get("/leaderboard.json").json()
 
