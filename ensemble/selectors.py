@@ -37,8 +37,8 @@ from functools import reduce
 
 from django.db import connection
 from django.db.models import (
-    BooleanField, CharField, Count, Exists, Expression, F, Func, IntegerField, Min, OuterRef, Q, QuerySet, Subquery,
-    Sum, Value,
+    BooleanField, CharField, Count, Exists, Expression, F, Func, IntegerField, Min, OuterRef, Prefetch, Q, QuerySet,
+    Subquery, Sum, Value,
 )
 from django.db.models.functions import Cast, Floor, Greatest, Ln
 from django.utils import timezone
@@ -157,17 +157,22 @@ class BallotRow:
 class RequestDetail:
     request: CompletionRequest
     conversation: list[tuple[str, str]]  # (role, text)
-    candidates: list[Candidate]
+    candidates: list[Candidate]  # each with `nested`: the request of the nested ensemble that answered it, or None
     ballots: list[BallotRow]
 
 
 def request_detail(*, request_id) -> RequestDetail | None:
-    """Return one request with its candidates, ballots and ballot matrix (four queries), or None."""
+    """Return one request with its candidates, ballots, ballot matrix and nested requests (five queries), or None."""
+    nested = Prefetch("children", CompletionRequest.objects.only("id", "ensemble", "parent_id"))
     request = (CompletionRequest.objects.filter(pk=request_id)
-               .prefetch_related("candidates", "ballots", "marks").first())
+               .prefetch_related("candidates", "ballots", "marks", nested).first())
     if request is None:
         return None
     candidates = sorted(request.candidates.all(), key=lambda c: c.index)
+    # A nested ensemble's candidate is labelled with the ensemble its own request records.
+    children = {child.ensemble: child for child in request.children.all()}
+    for candidate in candidates:
+        candidate.nested = children.get(candidate.model)
     by_index = {c.index: c for c in candidates}
     marks = {(m.ballot_id, m.candidate_id): m for m in request.marks.all()}
     ballots = [

@@ -163,7 +163,7 @@ def test_usage_per_call_and_in_total(staff, partial_request):
 
 
 def test_the_detail_page_runs_a_fixed_number_of_queries(staff, partial_request, django_assert_num_queries):
-    with django_assert_num_queries(6):  # session, user, request, candidates, ballots, marks
+    with django_assert_num_queries(7):  # session, user, request, candidates, ballots, marks, nested requests
         assert staff.get(f"/votes/{partial_request.pk}/").status_code == 200
 
 
@@ -180,6 +180,19 @@ def test_a_request_without_ballots_says_why_there_was_no_vote(staff, method, rea
     assert reason in html
     if method != "acceptance_voting":
         assert "fewer than two candidates" not in html  # it had three
+
+
+def test_a_nested_ensemble_links_its_own_vote_and_back(staff):
+    outer = build_vote(members=["a", "ensemble(b,c)"], ballots={0: ([0, 1], 1), 1: ([1], 1)})
+    inner = build_vote(members=["b", "c"], ensemble="ensemble(b,c)", ballots={0: ([0], 0), 1: ([0, 1], 0)})
+    inner.request.parent = outer.request
+    outer_request, inner_request = save_votes([outer, inner])
+
+    html = staff.get(f"/votes/{outer_request.pk}/").content.decode()
+    candidate = re.search(r'<article[^>]*aria-label="Candidate 1".*?</article>', html, re.S).group(0)
+    assert f'href="/votes/{inner_request.pk}/"' in candidate  # the nested ensemble's own vote
+    assert html.count(f"/votes/{inner_request.pk}/") == 1  # and nowhere else
+    assert f'href="/votes/{outer_request.pk}/"' in staff.get(f"/votes/{inner_request.pk}/").content.decode()
 
 
 def test_an_unknown_request_is_404(staff):

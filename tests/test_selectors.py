@@ -233,9 +233,9 @@ def test_history_rows_do_not_load_the_conversation(history):
     assert "messages" in row.get_deferred_fields()
 
 
-def test_detail_builds_the_ballot_matrix_in_four_queries(history, django_assert_num_queries):
+def test_detail_builds_the_ballot_matrix_in_five_queries(history, django_assert_num_queries):
     r2 = history[1]
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):  # the request, its candidates, ballots, marks and nested requests
         detail = selectors.request_detail(request_id=r2.pk)
     assert [c.model for c in detail.candidates] == ["a", "b", "c"]
     assert detail.conversation == [("system", "Be brief."), ("user", "Write a haiku about rain")]
