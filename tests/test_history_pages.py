@@ -58,6 +58,8 @@ def test_the_list_shows_one_row_per_request_newest_first(staff):
     assert ">b<" in newest and "status-partial" in newest and "2/2" in newest
     assert "4040 ms" in newest  # the factory: slowest generation call (4000) + voting (40)
     assert "Older question" in older and "2/3" in older
+    # The meter draws the figure next to it: screen readers read the figure, not a nameless meter.
+    assert re.findall(r"<meter [^>]*>", newest) == ['<meter min="0" max="2" value="2" aria-hidden="true">']
 
 
 def test_filters_survive_pagination(staff):
