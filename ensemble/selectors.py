@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import operator
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -87,8 +88,19 @@ def request_history(
     if date_to and date_to < date.max:  # the last representable day has no next day: no bound
         requests = requests.filter(created_at__lt=_day_start(date_to + timedelta(days=1)))
     if search:
-        requests = requests.filter(prompt_excerpt__icontains=search)
+        # The id a client was answered with (`trio-<hex>`, in error messages too) finds its request.
+        request_id = _request_id(search)
+        requests = requests.filter(Q(prompt_excerpt__icontains=search) | Q(pk=request_id) if request_id
+                                   else Q(prompt_excerpt__icontains=search))
     return requests.order_by("-created_at", "-pk")
+
+
+def _request_id(text: str) -> uuid.UUID | None:
+    """Return the request id `text` spells (a public id `trio-<hex>`, or the UUID itself), or None."""
+    try:
+        return uuid.UUID(text.lower().removeprefix("trio-"))
+    except ValueError:
+        return None
 
 
 def request_history_page(requests: QuerySet[CompletionRequest], start: int, end: int) -> QuerySet[CompletionRequest]:

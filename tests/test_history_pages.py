@@ -78,6 +78,14 @@ def test_filters_survive_pagination(staff):
     assert 'value="rain"' in second  # the form still shows the filter
 
 
+def test_the_id_a_client_was_answered_with_finds_its_request(staff):
+    wanted = vote(members=["a", "b"], prompt="the one a client complained about")
+    vote(members=["a", "b"], prompt="another one")
+    for search in (wanted.public_id, str(wanted.pk), wanted.public_id.upper()):
+        html = staff.get("/votes/", {"search": search}).content.decode()
+        assert "1 request matches" in html and "the one a client complained about" in html, search
+
+
 def test_a_bad_filter_value_is_reported_and_the_others_still_apply(staff):
     vote(members=["a"], prompt="kept")
     vote(members=["a"], prompt="dropped")
