@@ -177,19 +177,21 @@ def test_the_detail_page_runs_a_fixed_number_of_queries(staff, partial_request, 
         assert staff.get(f"/votes/{partial_request.pk}/").status_code == 200
 
 
-@pytest.mark.parametrize(("method", "reason"), [
-    ("concat", "concat returns every answer and picks no winner"),
-    ("synthesize", "synthesize combines the answers into one instead"),
-    ("acceptance_voting", "fewer than two candidates to compare"),
+@pytest.mark.parametrize(("method", "rows", "reason"), [
+    ("concat", {}, "concat returns every answer and picks no winner"),
+    ("synthesize", {}, "synthesize combines the answers into one instead"),
+    ("acceptance_voting", {"failed": {1: "error", 2: "error"}}, "fewer than two candidates to compare"),
+    ("acceptance_voting", {"failed": {1: "cancelled", 2: "cancelled"}, "status": "cancelled"},
+     "the client hung up before it"),
 ])
-def test_a_request_without_ballots_says_why_there_was_no_vote(staff, method, reason):
-    rows = build_vote(members=["a", "b", "c"], failed={1: "error", 2: "error"} if method == "acceptance_voting" else None)
-    rows.request.aggregation_method = method
-    request = save_votes([rows])[0]
+def test_a_request_without_ballots_says_why_there_was_no_vote(staff, method, rows, reason):
+    built = build_vote(members=["a", "b", "c"], **rows)
+    built.request.aggregation_method = method
+    request = save_votes([built])[0]
     html = staff.get(f"/votes/{request.pk}/").content.decode()
     assert reason in html
-    if method != "acceptance_voting":
-        assert "fewer than two candidates" not in html  # it had three
+    if reason != "fewer than two candidates to compare":
+        assert "fewer than two candidates" not in html
 
 
 def test_a_nested_ensemble_links_its_own_vote_and_back(staff):
