@@ -144,7 +144,16 @@ async def _generate_all(outcome: CompletionOutcome, client: BackendClient, deadl
 
     calls = [generate(i, p) for i, p in enumerate(positions)]
     nested = frozenset(i for i, p in enumerate(positions) if outcome.ensemble.subensemble(p) is not None)
-    for index in await run_round(calls, _round_policy(len(calls), deadline_at), patient=nested):
+    try:
+        abandoned = await run_round(calls, _round_policy(len(calls), deadline_at), patient=nested)
+    except asyncio.CancelledError:
+        # The client hung up: the calls still running ran until now, not for the placeholders' 0 ms.
+        outcome.generation_ms = monotonic_ms(started)
+        for index, candidate in enumerate(outcome.candidates):
+            if candidate.status == "cancelled":
+                outcome.candidates[index] = dataclasses.replace(candidate, latency_ms=outcome.generation_ms)
+        raise
+    for index in abandoned:
         outcome.candidates[index] = dataclasses.replace(
             outcome.candidates[index], status="late", latency_ms=monotonic_ms(started),
             error="abandoned: the quorum had answered and the grace period ran out",

@@ -113,6 +113,9 @@ def test_a_client_hanging_up_cancels_the_calls_and_is_recorded(trio, trio_settin
     request = CompletionRequest.objects.get()
     assert request.latency_ms < 2500  # recorded at the hang-up, not after the 3 s calls
     assert set(request.candidates.values_list("status", flat=True)) == {"cancelled"}
+    # The calls ran until the hang-up (at least the client's 0.3 s), which the vote page shows.
+    assert request.generation_ms >= 250
+    assert all(250 <= c.latency_ms <= request.latency_ms for c in request.candidates.all())
 
 
 def test_when_the_database_write_fails_the_client_still_gets_its_answer_and_the_write_is_retried(
