@@ -88,10 +88,10 @@ def request_history(
     if date_to and date_to < date.max:  # the last representable day has no next day: no bound
         requests = requests.filter(created_at__lt=_day_start(date_to + timedelta(days=1)))
     if search:
-        # The id a client was answered with (`trio-<hex>`, in error messages too) finds its request.
-        request_id = _request_id(search)
-        requests = requests.filter(Q(prompt_excerpt__icontains=search) | Q(pk=request_id) if request_id
-                                   else Q(prompt_excerpt__icontains=search))
+        matches = Q(prompt_excerpt__icontains=search)
+        if request_id := _request_id(search):  # the id a client was answered with, in error messages too
+            matches |= Q(pk=request_id)
+        requests = requests.filter(matches)
     return requests.order_by("-created_at", "-pk")
 
 
