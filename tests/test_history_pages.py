@@ -92,6 +92,10 @@ def test_a_bad_filter_value_is_reported_and_the_others_still_apply(staff):
     html = staff.get("/votes/", {"date_from": "not-a-date", "search": "kept"}).content.decode()
     assert "date_from" in html and "(ignored)" in html
     assert "kept" in html and "dropped" not in html
+    # A date input cannot show "not-a-date" (Chromium logs a console warning if asked to): it is left empty.
+    assert '<input type="date" name="date_from" value="">' in html
+    html = staff.get("/votes/", {"date_from": "2026-01-31"}).content.decode()
+    assert '<input type="date" name="date_from" value="2026-01-31">' in html
 
 
 def test_the_last_representable_day_is_a_valid_upper_bound(staff):
