@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import voting
-from .backend import Usage
+from .backend import MAX_TOKEN_COUNT, Usage
 from .inserts import RowInserter
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
@@ -222,14 +222,11 @@ def _mark_row(outcome, ballot: BallotResult, ballot_id, candidate: tuple, positi
     )
 
 
-# The token columns hold at most this on PostgreSQL (SQLite refuses past 2**63 - 1).
-TOKENS_MAX = 2**31 - 1
-
-
 def _usage_columns(usage: Usage) -> dict:
     """Return `usage` as its three columns, each capped at what the column holds: the counts are
-    the backend's, and an absurd one must not make the database refuse the request's history."""
-    return {column: min(count, TOKENS_MAX) for column, count in usage.as_dict().items()}
+    the backend's (each call's at most MAX_TOKEN_COUNT, PostgreSQL's integer), but a request's sum
+    over its calls can pass that, and must not make the database refuse the request's history."""
+    return {column: min(count, MAX_TOKEN_COUNT) for column, count in usage.as_dict().items()}
 
 
 def _storable(text: str) -> str:
