@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 
-TRIO_HOST ?= 127.0.0.1
-TRIO_PORT ?= 8000
-WEB_CONCURRENCY ?= 1
+# An empty variable means its default, as everywhere in Trio (`?=` would keep it empty).
+TRIO_HOST := $(or $(TRIO_HOST),127.0.0.1)
+TRIO_PORT := $(or $(TRIO_PORT),8000)
+# Exported: gunicorn reads it too, and cannot start with an empty one.
+export WEB_CONCURRENCY := $(or $(WEB_CONCURRENCY),1)
 
 # With more than one worker, each listens on its own SO_REUSEPORT socket and the kernel spreads
 # new connections evenly; on one shared socket, whichever worker woke first took most of a burst
@@ -29,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py rollup_votes
-	exec $(BIN)/gunicorn trio_site.asgi:application \
+	exec $(BIN)/gunicorn trio_site.asgi:application -c python:trio_site.gunicorn_conf \
 		--worker-class uvicorn_worker.UvicornWorker \
 		--workers $(WEB_CONCURRENCY) $(REUSE_PORT) \
 		--bind $(TRIO_HOST):$(TRIO_PORT)

@@ -20,7 +20,9 @@ python manage.py ensure_admin
 # Roll up closed days of vote history now rather than on the first leaderboard view.
 python manage.py rollup_votes
 
-workers="${WEB_CONCURRENCY:-1}"
+# Empty means the default; exported, as gunicorn reads it too and cannot start with an empty one.
+export WEB_CONCURRENCY="${WEB_CONCURRENCY:-1}"
+workers="$WEB_CONCURRENCY"
 # With more than one worker, each listens on its own SO_REUSEPORT socket and the kernel spreads
 # new connections evenly; on one shared socket, whichever worker woke first took most of a burst.
 reuse_port=""
@@ -28,7 +30,8 @@ if [ "$workers" -gt 1 ]; then
     reuse_port="--reuse-port"
 fi
 
-exec gunicorn trio_site.asgi:application \
+# trio_site/gunicorn_conf.py: the graceful shutdown lasts as long as a completion may (TRIO_DEADLINE).
+exec gunicorn trio_site.asgi:application -c python:trio_site.gunicorn_conf \
     --worker-class uvicorn_worker.UvicornWorker \
     --workers "$workers" $reuse_port \
     --bind "0.0.0.0:${TRIO_PORT:-8000}"

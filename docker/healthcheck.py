@@ -22,7 +22,7 @@ def host_header(allowed_hosts: str) -> str:
 
 def main() -> int:
     """Return the exit status: 0 when GET /health answers 200."""
-    port = os.environ.get("TRIO_PORT", "8000")
+    port = os.environ.get("TRIO_PORT") or "8000"  # empty means the default, as in the entrypoint
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/health",
         headers={"Host": host_header(os.environ.get("DJANGO_ALLOWED_HOSTS", ""))},

@@ -51,7 +51,8 @@ class RequestIdFilter(logging.Filter):
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+# uvicorn's `color_message` repeats the message with terminal colour codes.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ a throwaway SQLite database; `docker compose config` runs only where compose is 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -403,3 +404,82 @@ def test_make_run_gives_each_worker_its_own_socket_only_when_there_are_several(w
     dry_run = subprocess.run(["make", "-n", "run", f"WEB_CONCURRENCY={workers}"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
     assert ("--reuse-port" in dry_run) is reuse_port
+
+
+# --- the server's lifecycle: stopping, logs, gunicorn's settings ------------------------------------
+
+def gunicorn_config(launcher: list[str], env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Return the settings gunicorn resolves when `launcher` starts it (gunicorn --print-config).
+
+    The real gunicorn runs, from a shim first on PATH (and as make's virtualenv) that only adds
+    --print-config, so the launcher's own command line and environment are what is read.
+    """
+    shims = tmp_path / "bin"
+    shims.mkdir(exist_ok=True)
+    venv = Path(sys.executable).parent
+    (shims / "gunicorn").write_text(f'#!/bin/sh\nexec "{venv / "gunicorn"}" "$@" --print-config\n')
+    (shims / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    for shim in shims.iterdir():
+        shim.chmod(0o755)
+    env = {**env, "PATH": f"{shims}:{env['PATH']}"}
+    result = subprocess.run(launcher, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pairs = (line.split(" = ", 1) for line in result.stdout.splitlines() if " = " in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def make_run(tmp_path: Path) -> list[str]:
+    """Return the command for `make run` itself, its virtualenv being the shims of gunicorn_config."""
+    stamp = tmp_path / "requirements-installed"
+    stamp.touch()  # newer than requirements.txt: no virtualenv is made
+    return ["make", "--no-print-directory", "run", f"BIN={tmp_path / 'bin'}", f"STAMP={stamp}"]
+
+
+@pytest.mark.parametrize("launcher", ["make run", "entrypoint"])
+def test_stopping_waits_for_a_completion_as_long_as_one_may_take(tmp_path, launcher):
+    """On SIGTERM, gunicorn kills what is still running after its graceful timeout (30 s by default):
+    that completion gets no answer and leaves no row. It must outlast the deadline and the write."""
+    env = container_env(tmp_path, TRIO_TIMEOUT="45", TRIO_SQLITE_TIMEOUT="20")  # deadline: 2 x 45 s
+    command = make_run(tmp_path) if launcher == "make run" else [str(ENTRYPOINT)]
+    config = gunicorn_config(command, env, tmp_path)
+    assert int(config["graceful_timeout"]) >= 90 + 20
+
+
+def test_docker_compose_waits_for_the_graceful_shutdown_before_killing_trio(services, deployed_env, tmp_path):
+    env = {**container_env(tmp_path), **deployed_env}
+    # gunicorn as the entrypoint starts it, without the migrations before (no PostgreSQL here)
+    command = ["gunicorn", "trio_site.asgi:application", "-c", "python:trio_site.gunicorn_conf"]
+    assert " ".join(command) in ENTRYPOINT.read_text()
+    graceful = int(gunicorn_config(command, env, tmp_path)["graceful_timeout"])
+    assert int(services["trio"]["stop_grace_period"].removesuffix("s")) > graceful
+
+
+def test_with_json_logs_gunicorns_and_uvicorns_lines_are_json_too(tmp_path):
+    """A worker killed or timed out is reported by gunicorn itself: a JSON log pipeline must read it."""
+    with entrypoint_serving(container_env(tmp_path, TRIO_LOG_JSON="1")) as server:
+        pass
+    assert server.returncode == 0, server.output
+    records = [json.loads(line) for line in server.output.splitlines() if line.startswith("{")]
+    loggers = {record["logger"] for record in records}
+    assert {"gunicorn.error", "uvicorn.error"} <= loggers
+    assert any(record["message"] == "Shutting down: Master" for record in records)
+    assert not [line for line in server.output.splitlines() if line.startswith("[")]  # gunicorn's plain format
+    assert len(records) == len({json.dumps(record) for record in records}), "a line was written twice"
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_a_worker_count_gunicorn_cannot_serve_with_stops_the_start(tmp_path, workers):
+    """With 0 workers gunicorn would listen, accept connections and never answer them."""
+    result = subprocess.run([str(ENTRYPOINT)], env=container_env(tmp_path, WEB_CONCURRENCY=workers),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"WEB_CONCURRENCY={workers!r}" in result.stderr
+
+
+def test_an_empty_worker_count_means_one_worker(tmp_path):
+    """As for every variable; gunicorn itself cannot start when WEB_CONCURRENCY is empty."""
+    env = container_env(tmp_path, WEB_CONCURRENCY="")
+    assert gunicorn_config(make_run(tmp_path), env, tmp_path)["workers"] == "1"
+    with entrypoint_serving(env) as server:
+        assert listening_sockets(int(env["TRIO_PORT"])) == 1
+    assert server.returncode == 0, server.output

@@ -316,6 +316,9 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# Also read by trio_site.gunicorn_conf: gunicorn's and uvicorn's own lines follow the same format.
+TRIO_LOG_JSON = env_bool("TRIO_LOG_JSON", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -327,7 +330,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "json" if env_bool("TRIO_LOG_JSON", False) else "plain",
+            "formatter": "json" if TRIO_LOG_JSON else "plain",
             "filters": ["request_id"],
         }
     },
@@ -355,6 +358,10 @@ TRIO_STRAGGLER_GRACE = env_grace("TRIO_STRAGGLER_GRACE", "0.5x")
 TRIO_ADMISSION_SLOTS = env_number("TRIO_ADMISSION_SLOTS", 3, cast=int, minimum=0)
 # Pause before the single retry of a call refused with 429/503 or a connection error.
 TRIO_RETRY_BACKOFF = env_number("TRIO_RETRY_BACKOFF", 0.2, minimum=0)
+# gunicorn's worker processes (read by gunicorn itself; checked here, where `make run` and the
+# container read every variable before gunicorn starts): 0 would start a master without workers,
+# which accepts connections and never answers them.
+WEB_CONCURRENCY = env_number("WEB_CONCURRENCY", 1, cast=int, minimum=1)
 # prometheus_client's multiprocess mode (needed with WEB_CONCURRENCY > 1): an empty writable dir.
 PROMETHEUS_MULTIPROC_DIR = env_writable_dir("PROMETHEUS_MULTIPROC_DIR")
 # When set, /metrics requires `Authorization: Bearer <token>`; otherwise protect it at the network.
