@@ -15,7 +15,7 @@ from django.middleware import common, security
 from .api.errors import error_body, openai_error
 from .backend import clients_close_for_running_loop
 from .middleware_base import HybridMiddleware
-from .recording import writer_close
+from .recording import writer_close, writer_drain
 
 API_PREFIX = "/v1"
 
@@ -130,8 +130,8 @@ def _cors_headers(scope) -> list[tuple[bytes, bytes]]:
 class Lifespan:
     """ASGI wrapper that speaks the lifespan protocol, which Django's handler does not.
 
-    At shutdown it closes the backend clients made on the worker's event loop and the writer
-    thread's database connection, so both are released cleanly.
+    At shutdown it stores what the writer is still retrying (or logs it as lost), then closes the
+    backend clients made on the worker's event loop and the writer thread's database connection.
     """
 
     def __init__(self, app):
@@ -145,6 +145,7 @@ class Lifespan:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await writer_drain()
                 await clients_close_for_running_loop()
                 await writer_close()
                 await send({"type": "lifespan.shutdown.complete"})

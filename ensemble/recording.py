@@ -11,7 +11,9 @@ gets fewer, larger transactions too.
 
 If a write fails after the answer was decided (database locked, gone, a bad row), the caller
 still gets its answer: the failure is logged with the completion id and each outcome of the
-batch is retried on its own in the background.
+batch is retried on its own in the background. When the worker stops (`writer_drain`, at the
+lifespan shutdown), the outcomes still waiting for a retry get one last attempt together, and
+any that fails is logged as lost, with its content: the retries die with the process.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ class _Batcher:
     def __init__(self):
         self.queue: list[tuple[CompletionOutcome, asyncio.Future]] = []
         self.flushing: asyncio.Task | None = None
+        self.retrying: set[asyncio.Task] = set()  # outcomes whose write is retried in the background
+        self.stopping = asyncio.Event()  # set by writer_drain: retries stop waiting
 
     async def submit(self, outcome: CompletionOutcome) -> None:
         loop = asyncio.get_running_loop()
@@ -66,7 +70,9 @@ class _Batcher:
             except Exception:
                 for outcome in outcomes:
                     logger.exception("storing %s failed; retrying in the background", outcome.public_id)
-                    _keep(loop.create_task(_record_retrying(outcome)))
+                    retry = _keep(loop.create_task(_record_retrying(outcome, self.stopping)))
+                    self.retrying.add(retry)
+                    retry.add_done_callback(self.retrying.discard)
             for _, done in batch:
                 done.set_result(None)
 
@@ -93,18 +99,50 @@ def _write_in_writer(outcomes: list[CompletionOutcome]) -> None:
         raise
 
 
-async def _record_retrying(outcome: CompletionOutcome) -> None:
+async def _record_retrying(outcome: CompletionOutcome, stopping: asyncio.Event) -> CompletionOutcome | None:
+    """Retry storing `outcome`; return it if the worker began stopping before it was stored."""
     loop = asyncio.get_running_loop()
     for attempt, delay in enumerate(RECORD_RETRY_DELAYS, start=2):
-        await asyncio.sleep(delay)
+        if await _sleep_unless(stopping, delay):
+            return outcome  # writer_drain makes the last attempt
         try:
             await loop.run_in_executor(WRITER, _write_in_writer, [outcome])
         except Exception:
             logger.warning("storing %s failed again (attempt %d)", outcome.public_id, attempt, exc_info=True)
         else:
             logger.info("stored %s after %d attempts", outcome.public_id, attempt)
-            return
+            return None
     logger.error("gave up storing %s; its outcome is lost: %r", outcome.public_id, outcome)
+    return None
+
+
+async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds`, less if `event` is set meanwhile; return whether it is set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        pass
+    return event.is_set()
+
+
+async def writer_drain() -> None:
+    """At shutdown: store the outcomes still waiting for a retry, in one last attempt; log any lost."""
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None or not batcher.retrying:
+        return
+    batcher.stopping.set()
+    # An attempt already running is awaited, not cancelled: its thread would go on writing anyway.
+    unstored = [o for o in await asyncio.gather(*batcher.retrying) if o is not None]
+    if not unstored:
+        return
+    try:
+        await loop.run_in_executor(WRITER, _write_in_writer, unstored)
+    except Exception:
+        for outcome in unstored:
+            logger.exception("stopping: gave up storing %s; its outcome is lost: %r", outcome.public_id, outcome)
+    else:
+        logger.info("stopping: stored %d outcome(s) whose write was being retried", len(unstored))
 
 
 async def writer_close() -> None:

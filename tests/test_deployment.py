@@ -21,10 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
 
 from ensemble.devserver import free_port
+from tests.conftest import BACKEND_API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -483,3 +485,30 @@ def test_an_empty_worker_count_means_one_worker(tmp_path):
     with entrypoint_serving(env) as server:
         assert listening_sockets(int(env["TRIO_PORT"])) == 1
     assert server.returncode == 0, server.output
+
+
+@pytest.mark.parametrize("database_back", [True, False])
+def test_a_write_still_being_retried_when_the_server_stops_is_stored_or_reported_lost(
+    tmp_path, backend, database_back
+):
+    """The retries live in the worker: at its shutdown they get a last attempt, and a failure says what is lost."""
+    env = container_env(tmp_path, TRIO_HTTPS="false", TRIO_BACKEND_URL=backend.url,
+                        TRIO_BACKEND_API_KEY=BACKEND_API_KEY, TRIO_MODELS="alpha,beta")
+    database = sqlite3.connect(tmp_path / "trio.sqlite3", isolation_level=None)
+    with entrypoint_serving(env) as server:
+        database.execute("ALTER TABLE ensemble_completionrequest RENAME TO away")  # every write fails at once
+        response = httpx.post(f"http://127.0.0.1:{env['TRIO_PORT']}/v1/chat/completions", timeout=30,
+                              json={"model": "trio", "messages": [{"role": "user", "content": "Hi"}]})
+        assert response.status_code == 200
+        if database_back:
+            time.sleep(4)  # retries after 0.5, 1 and 2 s fail; the next one is 5 s away
+            database.execute("ALTER TABLE away RENAME TO ensemble_completionrequest")
+    completion_id = response.json()["id"]
+    assert server.returncode == 0, server.output
+    if not database_back:
+        database.execute("ALTER TABLE away RENAME TO ensemble_completionrequest")
+    stored = database.execute("SELECT COUNT(*) FROM ensemble_completionrequest WHERE id = ?",
+                              [completion_id.removeprefix("trio-")]).fetchone()[0]
+    assert stored == database_back
+    if not database_back:
+        assert re.search(rf"gave up storing {completion_id}; its outcome is lost: CompletionOutcome\(", server.output)
