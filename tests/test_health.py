@@ -157,6 +157,20 @@ def test_it_names_the_database_when_it_cannot_be_opened(backend, tmp_path):
     assert body["errors"] == {"database": "OperationalError: unable to open database file"}
 
 
+def test_a_completion_is_a_503_naming_the_database_when_it_cannot_be_opened(backend, tmp_path):
+    """An outage, not a bug: OpenAI-shaped, and a status clients retry, rather than a bare 500."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'trio.sqlite3'}",
+           "TRIO_BACKEND_URL": backend.url, "TRIO_BACKEND_API_KEY": BACKEND_API_KEY}
+    with trio_subprocess(env) as url:
+        response = httpx.post(f"{url}/v1/chat/completions", timeout=30,
+                              json={"model": "trio", "messages": [{"role": "user", "content": "Hi"}]})
+
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "api_error"
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert "database" in response.json()["error"]["message"]
+
+
 def test_it_names_the_database_when_its_tables_were_never_created(backend, tmp_path):
     # The file opens and answers SELECT 1, but nobody ran `migrate`: every API request would fail.
     response = readiness_on(tmp_path / "empty.sqlite3", backend)

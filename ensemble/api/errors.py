@@ -6,9 +6,14 @@ Every non-success answer under /v1/ goes through `openai_error`, whether it come
 """
 from __future__ import annotations
 
+import logging
+
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
@@ -120,4 +125,10 @@ def openai_exception_handler(exc, context):
         if getattr(exc, "auth_header", None):
             response["WWW-Authenticate"] = exc.auth_header  # set by DRF for 401s
         return response
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable, locked or cannot be opened (the API key check and named
+        # ensembles read it): an outage, not a bug, so 503, which clients retry; the cause is logged.
+        logger.error("database error: %s", exc, exc_info=exc)
+        return Response(error_body("The service's database is unavailable; try again shortly.",
+                                   type="api_error", code="database_unavailable"), status=503)
     return None  # anything else is a bug: the middleware turns it into a JSON 500 and logs it
