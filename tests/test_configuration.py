@@ -1,4 +1,5 @@
 """Configuration from the environment: a value Trio cannot use stops it at start, naming the variable."""
+import ast
 import os
 import subprocess
 import sys
@@ -47,6 +48,32 @@ def test_a_value_that_cannot_be_used_is_refused_naming_the_variable(monkeypatch,
 def test_usable_values_are_read_as_meant(monkeypatch, name, raw, parse, expected):
     monkeypatch.setenv(name, raw)
     assert parse() == expected
+
+
+# Every variable with a default that is a word, a list or a URL, and the default it stands for.
+TEXT_DEFAULTS = {
+    "TRIO_BACKEND_URL": ("TRIO_BACKEND_URL", "http://localhost:4000"),
+    "TRIO_ENV": ("TRIO_ENV", "development"),
+    "TRIO_SELF_VOTE": ("TRIO_SELF_VOTE", "include"),
+    "TRIO_LOG_LEVEL": ("LOGGING['root']['level']", "INFO"),
+    "TRIO_MODELS": ("TRIO_MODELS", ["default", "llama3.2-3b", "mistral"]),
+    "TRIO_STRAGGLER_GRACE": ("TRIO_STRAGGLER_GRACE", (0.0, 0.5)),
+    "DJANGO_ALLOWED_HOSTS": ("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"]),
+    "DATABASE_URL": ("DATABASES['default']['NAME']", str(ROOT / "trio.sqlite3")),
+    "TRIO_ADMIN_USERNAME": ("TRIO_ADMIN_USERNAME", "admin"),
+}
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_variable_means_its_default(blank):
+    """As the README says of every variable: a blank line in an env file must not stop the start."""
+    names = ", ".join(expression for expression, _ in TEXT_DEFAULTS.values())
+    script = f"from trio_site.settings import *; print(repr([{names}]))"
+    env = {**os.environ, **{name: blank for name in TEXT_DEFAULTS}}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ast.literal_eval(result.stdout) == [default for _, default in TEXT_DEFAULTS.values()]
 
 
 def manage_check(**env: str) -> subprocess.CompletedProcess:

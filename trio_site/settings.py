@@ -18,8 +18,13 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
-    """Return the variable's value, or `default` when it is unset."""
-    return os.environ.get(name, default)
+    """Return the variable's value, or `default` when it is unset or empty.
+
+    Empty means unset for every variable: a blank `TRIO_BACKEND_URL=` left in a template or an
+    env file means "the default", not a value to refuse.
+    """
+    value = os.environ.get(name, "")
+    return value if value.strip() else default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
