@@ -1,5 +1,8 @@
 """How a completion fails, end to end: stragglers, retries, deadline, client hang-up, lost database."""
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -8,7 +11,8 @@ import pytest
 from django.db import connection
 
 from ensemble.models import Ballot, Candidate, CompletionRequest
-from tests.conftest import backend_answering, wait_for
+from tests.conftest import BACKEND_API_KEY, backend_answering, wait_for
+from tests.test_health import ROOT, trio_subprocess
 
 BODY = {"model": "trio", "messages": [{"role": "user", "content": "Is water wet?"}]}
 
@@ -144,3 +148,47 @@ def test_when_the_database_write_fails_the_client_still_gets_its_answer_and_the_
     assert restored.wait(5)
     assert wait_for(lambda: CompletionRequest.objects.filter(id=request_id.removeprefix("trio-")).exists())
     assert Candidate.objects.filter(request_id=request_id.removeprefix("trio-")).count() == 3
+
+
+# --- PostgreSQL restarting under a running Trio --------------------------------------------------
+
+POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"  # the test server of this kind of machine and CI
+
+
+@pytest.fixture
+def postgres_database():
+    """Return the URL of a fresh, migrated PostgreSQL database of this test's own; skip without a server."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"trio_restart_{os.getpid()}"
+    try:
+        admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_SERVER}")
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"{POSTGRES_SERVER}/{name}"
+        try:
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True, timeout=120,
+                           env={**os.environ, "DATABASE_URL": url})
+            yield url
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_connections_that_postgresql_dropped_are_replaced_before_a_request_gets_one(postgres_database, backend):
+    """As after a restart or a failover: every pooled connection is dead, and no probe or client may notice."""
+    import psycopg
+
+    env = {**os.environ, "DATABASE_URL": postgres_database, "TRIO_BACKEND_URL": backend.url,
+           "TRIO_BACKEND_API_KEY": BACKEND_API_KEY, "TRIO_MODELS": "alpha,beta"}
+    with trio_subprocess(env) as url, httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post("/v1/chat/completions", json=BODY).status_code == 200  # the pool holds connections now
+        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+            database = postgres_database.rsplit("/", 1)[1]
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [database])
+            assert wait_for(lambda: not admin.execute(  # gone, not merely asked to go
+                "SELECT 1 FROM pg_stat_activity WHERE datname = %s", [database]).fetchone())
+        # Readiness reads the database on every probe (requests read it once per cache period).
+        assert [client.get("/health/ready").status_code for _ in range(3)] == [200] * 3
+        assert client.post("/v1/chat/completions", json=BODY).status_code == 200

@@ -225,6 +225,10 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         "min_size": 1,
         "max_size": env_number("TRIO_DB_POOL_SIZE", 8, cast=int, minimum=1),
     }
+    # The pool checks a connection before handing it out (Django passes psycopg_pool's `check`).
+    # A pooled connection dies with a PostgreSQL restart or failover, or an idle timeout on the
+    # way; unchecked, each dead one failed the next request it was handed (a 503).
+    _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
