@@ -60,7 +60,15 @@ class _GCPauseTimer:
             histogram.observe(time.perf_counter() - self.started)
 
 
-gc.callbacks.append(_GCPauseTimer())
+def gc_pauses_time() -> None:
+    """Start timing this process's collector pauses into GC_PAUSES (once; trio_site.asgi calls it).
+
+    Only where requests are served: a management command's pauses stop no request, and with
+    PROMETHEUS_MULTIPROC_DIR set (as `make run` and the container also set it for `migrate` and
+    `rollup_votes`) they would be summed into the server's histogram.
+    """
+    if not any(isinstance(callback, _GCPauseTimer) for callback in gc.callbacks):
+        gc.callbacks.append(_GCPauseTimer())
 
 
 def completion_observe(outcome: CompletionOutcome) -> None:

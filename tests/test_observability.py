@@ -2,10 +2,17 @@
 import gc
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, multiprocess
 
 from ensemble.logs import JsonFormatter, RequestIdFilter, request_id_var
 from ensemble.models import Ballot, Candidate, CompletionRequest
 
+ROOT = Path(__file__).resolve().parent.parent
 BODY = {"model": "trio", "messages": [{"role": "system", "content": "secret system"},
                                       {"role": "user", "content": "secret question"}]}
 
@@ -114,3 +121,15 @@ def test_metrics_count_the_waits_at_the_admission_gate(http, trio_settings):
     trio_settings.TRIO_ADMISSION_SLOTS = 0  # no gate, nothing to wait for
     http.post("/v1/chat/completions", json=BODY)
     assert admission_waits(http) == before + 2
+
+
+def test_a_management_command_does_not_add_its_collector_pauses_to_the_servers(tmp_path):
+    """`make run` runs migrate and rollup_votes with the server's PROMETHEUS_MULTIPROC_DIR."""
+    script = ("import django, gc; django.setup(); from django.core.management import call_command; "
+              "call_command('check'); gc.collect(); gc.collect()")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert registry.get_sample_value("trio_gc_pause_seconds_count", {"generation": "2"}) in (None, 0)

@@ -10,6 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
 site_application = get_asgi_application()  # also runs django.setup()
 
 from ensemble.asgi_routing import APIHandler, PathRouter  # noqa: E402  (needs the setup above)
+from ensemble.metrics import gc_pauses_time  # noqa: E402
 from ensemble.middleware import BodySizeLimit, Lifespan  # noqa: E402
 
 # The JSON API skips the browser middleware (see ensemble.asgi_routing); BodySizeLimit refuses
@@ -24,5 +25,6 @@ application = Lifespan(BodySizeLimit(PathRouter(api=APIHandler(), site=site_appl
 # allocated: 6-50 ms depending on the machine (bench/concurrency.py). The frozen objects live as
 # long as the process anyway.
 get_resolver().url_patterns  # import the view modules now rather than on the first request
+gc_pauses_time()
 gc.collect()
 gc.freeze()
