@@ -2,7 +2,11 @@
 #
 #   docker build -t trio .
 #   docker run -p 127.0.0.1:8000:8000 -e DJANGO_SECRET_KEY=... -e TRIO_HTTPS=false \
-#              -e TRIO_BACKEND_URL=http://host:4000 -v trio-data:/app/data trio
+#              -e TRIO_BACKEND_URL=http://host:4000 -v trio-data:/app/data --stop-timeout 200 trio
+#
+# --stop-timeout: on `docker stop`, gunicorn lets the completions in flight finish, which may take
+# TRIO_DEADLINE plus the SQLite lock wait plus 10 s (190 s by default, see
+# trio_site/gunicorn_conf.py); Docker's default of 10 s kills them unanswered and unstored.
 #
 # All configuration comes from the environment (trio_site/settings.py reads it). The image runs with
 # TRIO_ENV=production: it refuses to start without DJANGO_SECRET_KEY rather than sign sessions with
