@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -485,6 +486,19 @@ def test_an_empty_worker_count_means_one_worker(tmp_path):
     with entrypoint_serving(env) as server:
         assert listening_sockets(int(env["TRIO_PORT"])) == 1
     assert server.returncode == 0, server.output
+
+
+def test_a_second_server_on_the_same_port_is_refused_also_with_a_socket_per_worker(tmp_path):
+    """Otherwise it starts quietly and takes half of the connections, to its own database."""
+    env = container_env(tmp_path, WEB_CONCURRENCY="2")
+    port = int(env["TRIO_PORT"])
+    with socket.socket() as other:  # another server's worker, as gunicorn binds them with --reuse-port
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("0.0.0.0", port))
+        other.listen()
+        result = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert f"Cannot serve on 0.0.0.0:{port}, is another server listening there?" in result.stderr
 
 
 @pytest.mark.parametrize("database_back", [True, False])

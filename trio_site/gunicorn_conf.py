@@ -5,6 +5,8 @@ It reads Trio's settings module (the environment only, no Django set-up), so a v
 cannot use also stops the gunicorn master at once, with its message.
 """
 import math
+import socket
+import sys
 
 from trio_site import settings
 
@@ -32,3 +34,22 @@ if settings.TRIO_LOG_JSON:
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
         },
     }
+
+
+def on_starting(server) -> None:
+    """Refuse to start where something already listens, also with one socket per worker.
+
+    With --reuse-port (more than one worker) each worker binds its own socket, and so could
+    another Trio's: a second `make run` on the same port started quietly and took half of the
+    connections, to its own database. Without it, gunicorn's bind already fails loudly.
+    """
+    if not server.cfg.reuse_port:
+        return
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):  # a unix socket path
+            continue
+        host, port = address[:2]
+        try:
+            socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+        except OSError as exc:
+            sys.exit(f"Cannot serve on {host}:{port}, is another server listening there? {exc}")
