@@ -129,7 +129,13 @@ async def writer_drain() -> None:
     """At shutdown: store the outcomes still waiting for a retry, in one last attempt; log any lost."""
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
-    if batcher is None or not batcher.retrying:
+    if batcher is None:
+        return
+    if batcher.flushing is not None:
+        # A batch may still be on its way (a stream whose client hung up does not wait for it): its
+        # failures become retries too.
+        await batcher.flushing
+    if not batcher.retrying:
         return
     batcher.stopping.set()
     # An attempt already running is awaited, not cancelled: its thread would go on writing anyway.

@@ -526,3 +526,23 @@ def test_a_write_still_being_retried_when_the_server_stops_is_stored_or_reported
     assert stored == database_back
     if not database_back:
         assert re.search(rf"gave up storing {completion_id}; its outcome is lost: CompletionOutcome\(", server.output)
+
+
+def test_the_write_of_a_stream_whose_client_hung_up_is_not_dropped_silently_at_shutdown(tmp_path, backend):
+    """A stream whose client hung up waits for no write: it may still be under way when the worker stops."""
+    env = container_env(tmp_path, TRIO_HTTPS="false", TRIO_BACKEND_URL=backend.url, TRIO_SQLITE_TIMEOUT="2",
+                        TRIO_BACKEND_API_KEY=BACKEND_API_KEY, TRIO_MODELS="alpha@latency=1,beta@latency=1")
+    database = sqlite3.connect(tmp_path / "trio.sqlite3", isolation_level=None)
+    with entrypoint_serving(env) as server:
+        database.execute("BEGIN IMMEDIATE")  # another process holds the write lock throughout
+        body = b'{"model": "trio", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}'
+        with socket.create_connection(("127.0.0.1", int(env["TRIO_PORT"]))) as client:
+            client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            time.sleep(0.3)  # hang up: the stream is stored as cancelled, which waits for the lock
+        time.sleep(0.3)
+    database.rollback()
+    assert server.returncode == 0, server.output
+    assert re.search(r"gave up storing trio-\w+; its outcome is lost: CompletionOutcome\(.*status='cancelled'",
+                     server.output)
+
