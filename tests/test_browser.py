@@ -15,6 +15,7 @@ if not CHROMIUM.exists():
     pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
+from ensemble.ensembles import LABEL_MAX_CHARS  # noqa: E402
 from tests.factories import ago, build_vote, save_votes  # noqa: E402
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "screenshots"
@@ -138,7 +139,8 @@ OVERFLOWS = """() => [document.documentElement, ...document.querySelectorAll('.f
 def long_one(history):
     """A request with an unbroken 300-character prompt and a DSL-style ensemble label (written
     before the browser starts: Playwright's sync API runs an event loop, where the ORM refuses)."""
-    label = "judge(" + ",".join(f"member-model-number-{i}@quality=0.{i}" for i in range(6)) + ")"
+    label = "judge(" + ",".join(f"member-model-number-{i}@quality=0.{i}" for i in range(5)) + ")"
+    assert len(label) <= LABEL_MAX_CHARS  # as long as the API lets a label be: PostgreSQL refuses longer
     members = ["ensemble(alpha-model,beta-model@quality=0.5)", "beta-model"]  # a nested ensemble's label
     return save_votes([build_vote(members=members, ensemble=label, prompt="A" * 300,
                                   ballots={0: ([0, 1], 0), 1: ([0], 0)})])[0]
