@@ -119,7 +119,7 @@ def prepare_database(env: dict[str, str]) -> None:
 def start_trio(env: dict[str, str], port: int) -> subprocess.Popen:
     """Start gunicorn with the uvicorn worker, as production does; return the process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "trio_site.asgi:application",
+        [sys.executable, "-m", "gunicorn", "trio_site.asgi:application", "-c", "python:trio_site.gunicorn_conf",
          "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "1",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env,
