@@ -39,10 +39,11 @@ class BackendUnavailable(BackendError):
 
 
 class BackendHTTPError(BackendError):
-    def __init__(self, status_code: int, message: str):
+    def __init__(self, status_code: int, message: str, *, retry_after: str = ""):
         super().__init__(message)
         self.status_code = status_code
         self.reason = f"http_{status_code}"
+        self.retry_after = retry_after  # the backend's Retry-After header, relayed with a pass-through 429
 
 
 class BackendBadResponse(BackendError):
@@ -107,6 +108,7 @@ def normalize_base_url(url: str) -> str:
 class _Reply:
     status: int
     body: bytes
+    retry_after: str = ""
 
     @property
     def text(self) -> str:
@@ -155,7 +157,7 @@ class BackendClient:
         try:
             async with asyncio.timeout(limit):
                 async with self._session.request(method, self.base_url + path, data=body, headers=headers) as response:
-                    return _Reply(response.status, await response.read())
+                    return _Reply(response.status, await response.read(), response.headers.get("Retry-After", ""))
         except TimeoutError as exc:
             raise BackendTimeout(f"{what}: no answer within {limit:g}s") from exc
         except aiohttp.ClientError as exc:
@@ -172,7 +174,8 @@ class BackendClient:
 
 def _json_or_raise(what: str, response: _Reply) -> dict:
     if not 200 <= response.status < 300:
-        raise BackendHTTPError(response.status, f"{what}: HTTP {response.status}: {_snippet(response)}")
+        raise BackendHTTPError(response.status, f"{what}: HTTP {response.status}: {_snippet(response)}",
+                               retry_after=response.retry_after)
     try:
         data = orjson.loads(response.body)
     except orjson.JSONDecodeError as exc:

@@ -39,7 +39,8 @@ Behaviours (see :class:`Behaviour`), applied in this order:
    (generation and ballots alike, counted per app instance, cleared by
    ``reset()``) answer ``status`` (or 503 when ``status`` is unset); later
    calls succeed.  Without ``fail_first``, ``status`` makes every call fail.
-   Error bodies are OpenAI-shaped ``{"error": {...}}``.
+   Error bodies are OpenAI-shaped ``{"error": {...}}``; a 429 carries
+   ``Retry-After: 7``.
 4. ``malformed``: 200, ``content-type: application/json``, body not JSON.
 5. ``empty``: 200, valid completion whose message content is ``""``.
 6. Otherwise a normal answer (generation or ballot, below).
@@ -352,6 +353,9 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                 429: "rate_limit_error"}
 
 
+RETRY_AFTER_SECONDS = b"7"  # what a fake 429 asks for: distinct from any default backoff
+
+
 def _error_payload(status: int, message: str, code: str | None = None) -> dict:
     """Return an OpenAI-shaped error body for `status`."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "api_error")
@@ -360,9 +364,11 @@ def _error_payload(status: int, message: str, code: str | None = None) -> dict:
 
 async def _send_bytes(send, status: int, body: bytes,
                       content_type: bytes = b"application/json") -> None:
-    """Send a complete response with `body`."""
+    """Send a complete response with `body`; a 429 says when to come back, as OpenAI and LiteLLM do."""
     headers = [(b"content-type", content_type),
                (b"content-length", str(len(body)).encode())]
+    if status == 429:
+        headers.append((b"retry-after", RETRY_AFTER_SECONDS))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -29,6 +29,7 @@ class CandidateResult:
     preferred: int = 0
     rank: int | None = None
     reason: str = ""  # the backend error's reason ("timeout", "http_404", ...); not stored
+    retry_after: str = ""  # the Retry-After of a backend that refused the call; not stored
     request_id: uuid.UUID | None = None  # a nested ensemble's own request
     backend_body: dict | None = field(default=None, repr=False)  # the backend's own JSON; not stored
 

@@ -2,6 +2,7 @@
 import openai
 import pytest
 
+from ensemble.fakebackend import RETRY_AFTER_SECONDS
 from ensemble.models import Ballot, Candidate, CompletionRequest
 
 QUESTION = [{"role": "user", "content": "What is the boiling point of water?"}]
@@ -71,6 +72,13 @@ def test_backend_failures_are_relayed_or_502_or_504_in_the_openai_shape(http, tr
     assert response.status_code == status
     assert response.json()["error"]["code"] == code and model in response.json()["error"]["message"]
     assert CompletionRequest.objects.get().status == "failed"  # stored either way
+
+
+def test_a_relayed_429_says_when_to_retry_as_the_backend_did(http):
+    response = http.post("/v1/chat/completions", json={"model": "busy@status=429", "messages": QUESTION})
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == RETRY_AFTER_SECONDS.decode()  # the SDKs wait that long
 
 
 def test_an_ensemble_member_refused_with_a_400_is_a_failed_member_not_a_400(http, trio_settings):

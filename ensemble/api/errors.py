@@ -7,6 +7,8 @@ Every non-success answer under /v1/ goes through `openai_error`, whether it come
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -35,6 +37,7 @@ class OpenAIError(exceptions.APIException):
     error_type = "invalid_request_error"
     default_code = None
     default_detail = "Invalid request."
+    headers: Mapping[str, str] = MappingProxyType({})  # extra response headers (set per instance)
 
     def __init__(self, message: str | None = None, *, param: str | None = None, code: str | None = None):
         super().__init__(message or self.default_detail)
@@ -78,10 +81,18 @@ class BackendRefused(OpenAIError):
 
     default_code = "backend_refused"
 
-    def __init__(self, status_code: int, message: str):
+    def __init__(self, status_code: int, message: str, *, retry_after: str = ""):
         super().__init__(message, code="rate_limit_exceeded" if status_code == 429 else None)
         self.status_code = status_code
         self.error_type = "rate_limit_error" if status_code == 429 else "invalid_request_error"
+        if _relayable(retry_after):
+            # The SDKs wait as long as Retry-After says before retrying, instead of guessing.
+            self.headers = {"Retry-After": retry_after}
+
+
+def _relayable(header_value: str) -> bool:
+    """Return whether a backend's header value is one to pass on: short, printable ASCII."""
+    return 0 < len(header_value) <= 64 and header_value.isascii() and header_value.isprintable()
 
 
 def completion_failed(outcome) -> OpenAIError:
@@ -93,8 +104,9 @@ def completion_failed(outcome) -> OpenAIError:
     refusal = outcome.passthrough_refusal
     if refusal is not None:
         # Relayed, as a proxy does: the SDK backs off on a 429 and does not retry a 400.
+        retry_after = next((c.retry_after for c in outcome.candidates if c.retry_after), "")
         return BackendRefused(refusal, f"The backend model refused the request ({outcome.public_id}): "
-                                       f"{outcome.error}")
+                                       f"{outcome.error}", retry_after=retry_after)
     failure = BackendTimedOut if outcome.all_timed_out else BackendFailed
     who = "The backend model" if outcome.ensemble.origin == "passthrough" else "Every ensemble member"
     return failure(f"{who} failed ({outcome.public_id}): {outcome.error}")
@@ -117,7 +129,7 @@ def openai_exception_handler(exc, context):
     """DRF exception handler: return every API error in the OpenAI shape."""
     if isinstance(exc, OpenAIError):
         body = error_body(exc.message, type=exc.error_type, param=exc.param, code=exc.code)
-        return Response(body, status=exc.status_code)
+        return Response(body, status=exc.status_code, headers=exc.headers)
     if isinstance(exc, exceptions.APIException):
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
         # OpenAI answers a missing or wrong key with type invalid_request_error too.

@@ -127,7 +127,8 @@ CHAT_ERRORS = {
     413: _error("Body larger than TRIO_MAX_BODY_BYTES (code request_too_large)."),
     415: _error("Content-Type is not application/json."),
     422: _error("A pass-through model's backend refused the request (code backend_refused)."),
-    429: _error("A pass-through model's backend rate-limited the request (code rate_limit_exceeded)."),
+    429: _error("A pass-through model's backend rate-limited the request (code rate_limit_exceeded), "
+                "with the backend's Retry-After header when it sent one."),
     502: _error("Every ensemble member failed (code backend_error)."),
     504: _error("Every ensemble member timed out (code backend_timeout)."),
 }
