@@ -185,6 +185,15 @@ def _json_or_raise(what: str, response: _Reply) -> dict:
     return data
 
 
+def _text_of_parts(parts: list) -> str | None:
+    """Return the text of a content given as parts, as some OpenAI-compatible servers answer
+    (`[{"type": "thinking", ...}, {"type": "text", "text": "..."}]`): its text parts joined; None
+    when it has none (the answer is then empty)."""
+    texts = [part["text"] for part in parts
+             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)]
+    return "".join(texts) if texts else None
+
+
 def _chat_result(model: str, response: _Reply) -> ChatResult:
     data = _json_or_raise(model, response)
     try:
@@ -192,6 +201,8 @@ def _chat_result(model: str, response: _Reply) -> ChatResult:
         content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
         raise BackendBadResponse(f"{model}: response has no choices[0].message.content") from exc
+    if isinstance(content, list):
+        content = _text_of_parts(content)
     if not isinstance(content, str) or not content.strip():
         raise BackendBadResponse(f"{model}: empty content")
     finish_reason = choice.get("finish_reason")

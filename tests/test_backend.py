@@ -99,6 +99,25 @@ def test_a_finish_reason_that_is_not_a_word_is_read_as_stop(finish_reason):
         assert chat(server.url, "odd").finish_reason == "stop"
 
 
+@pytest.mark.parametrize("content, text", [
+    ([{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Paris"}, {"type": "text", "text": "."}],
+     "Paris."),
+    ([{"type": "text", "text": "Paris"}], "Paris"),
+])
+def test_an_answer_given_as_parts_is_read_as_its_text_parts(content, text):
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+    with backend_answering(body) as server:
+        assert chat(server.url, "parts").content == text
+
+
+@pytest.mark.parametrize("content", [[], [{"type": "thinking", "thinking": "hmm"}], [{"type": "text", "text": " "}],
+                                     [{"type": "text", "text": 7}]])
+def test_parts_without_text_are_an_empty_answer(content):
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+    with backend_answering(body) as server, pytest.raises(BackendBadResponse, match="empty content"):
+        chat(server.url, "parts")
+
+
 def test_a_token_count_past_what_a_database_column_holds_counts_as_0():
     # Sums of such counts outgrew 64 bits: the API could not even encode its answer.
     body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
