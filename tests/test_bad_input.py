@@ -58,6 +58,11 @@ def assert_openai_error(response, status, param=None, code=None):
         ({"messages": GOOD["messages"]}, "model"),
         ({"model": 7, "messages": GOOD["messages"]}, "model"),
         ({"model": "  ", "messages": GOOD["messages"]}, "model"),
+        # Model names reach the log verbatim: a line break in one would forge log lines.
+        ({"model": "m\n2026-01-01 INFO ensemble.completions forged", "messages": GOOD["messages"]}, "model"),
+        ({"model": {"ensemble": [{"model": "a\rb"}]}, "messages": GOOD["messages"]}, "model.ensemble[0].model"),
+        ({"model": {"ensemble": [{"model": "a"}], "aggregation_method": "judge", "judge_model": "j\u2028x"},
+          "messages": GOOD["messages"]}, "model.judge_model"),
     ],
 )
 def test_it_rejects_invalid_bodies_with_the_offending_param(http, body, param):
