@@ -94,7 +94,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: stored requests keep pointing at the key that made them
 
-    @admin.action(description="Revoke selected keys")
+    # An action without `permissions` is offered to (and run for) anyone who may merely view the
+    # list; revoking is a change, so staff with only the view permission must not be able to.
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         count = api_keys_revoke(queryset)
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)

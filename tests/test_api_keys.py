@@ -161,6 +161,22 @@ def test_the_admin_revokes_keys_and_cannot_show_or_add_one(admin_client):
     assert api_key_check(key) is None
 
 
+@pytest.mark.django_db
+def test_staff_who_may_only_view_keys_cannot_revoke_them(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    api_key, key = api_key_create(name="in-use")
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_apikey"))
+    client.force_login(viewer)
+    changelist = "/admin/ensemble/apikey/"
+    assert client.get(changelist).status_code == 200
+    client.post(changelist, {"action": "revoke", "_selected_action": [api_key.pk]})
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is None
+    assert api_key_check(key) is not None
+
+
 def test_concurrent_requests_with_keys_are_all_authenticated_and_attributed(trio):
     # The API's sync calls (key lookups included) share one thread per worker: under 32
     # concurrent requests, each must still see its own key, and none may be refused or lost.
