@@ -71,6 +71,15 @@ def test_a_revoked_key_is_401(http):
     assert_openai_error(http.post("/v1/chat/completions", json=GOOD, headers=bearer(key)), 401, code="invalid_api_key")
 
 
+def test_revoking_the_last_key_does_not_open_the_api(http):
+    # Revoking a leaked key is the usual answer to a leak: it must lock its holder out, not let everyone in.
+    leaked, key = api_key_create(name="leaked")
+    api_keys_revoke(ApiKey.objects.filter(pk=leaked.pk))
+    assert_openai_error(http.post("/v1/chat/completions", json=GOOD, headers=bearer(key)), 401, code="invalid_api_key")
+    assert_openai_error(http.post("/v1/chat/completions", json=GOOD), 401, code="invalid_api_key")
+    assert CompletionRequest.objects.count() == 0
+
+
 def test_a_valid_key_is_answered_and_the_stored_request_records_it(http):
     api_key, key = api_key_create(name="open-webui")
     response = http.post("/v1/chat/completions", json=GOOD, headers=bearer(key))

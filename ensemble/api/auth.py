@@ -1,7 +1,7 @@
 """API keys for /v1/: creating, revoking and checking them, and the DRF authentication class.
 
-The API is open while no key is configured (no active `ApiKey` row and `TRIO_API_KEYS` unset), so a
-fresh install answers at once; the first key created closes it. Every process logs a warning on
+The API is open while no key is configured (no `ApiKey` row and `TRIO_API_KEYS` unset), so a
+fresh install answers at once; the first key created closes it, and revoking keys never reopens it. Every process logs a warning on
 the first API request it serves while open: not at start-up, because `AppConfig.ready()` runs
 before migrations (and in every management command), and the ASGI module is imported before the
 database is known to be reachable, so neither can ask the database whether keys exist.
@@ -98,7 +98,9 @@ class KeysRequired:
             return True
         now = self.timer()
         if self._value is None or now >= self._expires:
-            self._value = ApiKey.objects.filter(revoked_at__isnull=True).exists()
+            # Any row, revoked ones included: revoking a leaked key (the usual answer to a leak)
+            # must not open the API to everyone, its leaker included, once no active key is left.
+            self._value = ApiKey.objects.exists()
             self._expires = now + self.ttl
         return self._value
 
