@@ -161,7 +161,7 @@ class BackendClient:
         except TimeoutError as exc:
             raise BackendTimeout(f"{what}: no answer within {limit:g}s") from exc
         except aiohttp.ClientError as exc:
-            raise BackendUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+            raise BackendUnavailable(f"{what}: {_transport_failure(exc)}") from exc
         except Exception as exc:
             # Not every failure of the client is a ClientError (a header value it refuses is a
             # ValueError). Whatever it is, it is this call's failure, never the whole request's.
@@ -170,6 +170,17 @@ class BackendClient:
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+def _transport_failure(exc: aiohttp.ClientError) -> str:
+    """Return what went wrong with the connection, without the backend's address.
+
+    The message reaches API clients (each member's error is in a 502) and /health/ready, which
+    anyone may call; aiohttp's own for a failed connection names the backend's host and port.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{type(exc).__name__}: cannot connect to the backend ({type(exc.os_error).__name__})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _json_or_raise(what: str, response: _Reply) -> dict:

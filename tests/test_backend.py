@@ -80,6 +80,19 @@ def test_connection_refused_is_unavailable():
         chat(f"http://127.0.0.1:{port}", "alpha")
 
 
+def test_an_unreachable_backend_is_not_named_in_the_error():
+    # The message reaches API clients (a 502 lists each member's error) and /health/ready, which
+    # anyone may call: it says what failed, never where the backend lives.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(BackendUnavailable) as failure:
+        chat(f"http://127.0.0.1:{port}", "alpha")
+    message = str(failure.value)
+    assert message.startswith("alpha: ") and "connect" in message.lower()
+    assert "127.0.0.1" not in message and str(port) not in message
+
+
 def test_list_models_reads_the_backend_model_ids(backend):
     async def call():
         client = BackendClient(backend.url, api_key=BACKEND_API_KEY)
