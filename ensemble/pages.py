@@ -127,7 +127,9 @@ def _leaderboard_from(request) -> selectors.Leaderboard:
         logger.warning("rolling up closed days failed; the leaderboard reads them live", exc_info=True)
     return selectors.leaderboard(
         window=request.GET.get("window", selectors.DEFAULT_WINDOW),
-        ensemble=request.GET.get("ensemble", ""),
+        # No request has a NUL in its name (the API refuses it), and PostgreSQL refuses one in a
+        # query: any stand-in keeps it what it is, an ensemble without requests.
+        ensemble=request.GET.get("ensemble", "").replace("\x00", "\ufffd"),
         sort=request.GET.get("sort", selectors.DEFAULT_SORT),
     )
 

@@ -1,10 +1,11 @@
 """API keys for /v1/: creating, revoking and checking them, and the DRF authentication class.
 
 The API is open while no key is configured (no `ApiKey` row and `TRIO_API_KEYS` unset), so a
-fresh install answers at once; the first key created closes it, and revoking keys never reopens it. Every process logs a warning on
-the first API request it serves while open: not at start-up, because `AppConfig.ready()` runs
-before migrations (and in every management command), and the ASGI module is imported before the
-database is known to be reachable, so neither can ask the database whether keys exist.
+fresh install answers at once; the first key created closes it, and revoking keys never reopens
+it. Every process logs a warning on the first API request it serves while open: not at start-up,
+because `AppConfig.ready()` runs before migrations (and in every management command), and the
+ASGI module is imported before the database is known to be reachable, so neither can ask the
+database whether keys exist.
 """
 from __future__ import annotations
 
