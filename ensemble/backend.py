@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 class BackendError(Exception):
     reason = "error"
+    retry_after = ""  # the backend's Retry-After header (HTTP errors only), relayed with a pass-through 429
 
 
 class BackendTimeout(BackendError):
@@ -43,7 +44,7 @@ class BackendHTTPError(BackendError):
         super().__init__(message)
         self.status_code = status_code
         self.reason = f"http_{status_code}"
-        self.retry_after = retry_after  # the backend's Retry-After header, relayed with a pass-through 429
+        self.retry_after = retry_after
 
 
 class BackendBadResponse(BackendError):

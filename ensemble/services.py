@@ -184,7 +184,7 @@ async def _call(client, index: int, model: str, messages: list[dict], params: di
     except BackendError as exc:
         status = "timeout" if exc.reason == "timeout" else "error"
         return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started),
-                               reason=exc.reason, retry_after=getattr(exc, "retry_after", ""))
+                               reason=exc.reason, retry_after=exc.retry_after)
     return CandidateResult(
         index, model, "ok", content=result.content, finish_reason=result.finish_reason,
         latency_ms=monotonic_ms(started), usage=result.usage, backend_body=result.body,

@@ -30,11 +30,11 @@ def env_str(name: str, default: str = "") -> str:
 def env_bool(name: str, default: bool = False) -> bool:
     """Return the variable as a boolean; anything but a yes/no word is an error.
 
-    Empty means unset, as for numbers: `TRIO_HTTPS=` left blank in a template must not quietly
-    turn off what production turns on by default.
+    Empty means unset (`env_str`): `TRIO_HTTPS=` left blank in a template must not quietly turn
+    off what production turns on by default.
     """
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+    raw = env_str(name)
+    if not raw:
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -45,9 +45,9 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def env_number(name: str, default: float, *, cast=float, minimum: float | None = None):
-    """Return the variable parsed by `cast` (int or float), checked against `minimum`."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+    """Return the variable parsed by `cast` (int or float), checked against `minimum`; empty means unset."""
+    raw = env_str(name)
+    if not raw:
         return default
     try:
         value = cast(raw)

@@ -210,12 +210,12 @@ def _model_name(value) -> str:
     name = value.strip()
     if not name:
         raise serializers.ValidationError("The model name must not be empty.")
-    if len(name) > 200 or "\x00" in name:
-        raise serializers.ValidationError("A model name has at most 200 characters and no NUL.")
-    # A model name is written verbatim into each completion's log line (and the history): a
-    # newline or other control character in it would let a client forge log lines.
+    if len(name) > 200:
+        raise serializers.ValidationError("A model name has at most 200 characters.")
+    # A model name is written verbatim into each completion's log line and the history: a newline
+    # or other control character would let a client forge log lines, and PostgreSQL refuses NUL.
     if not name.isprintable():
-        raise serializers.ValidationError("A model name must not contain control characters or line breaks.")
+        raise serializers.ValidationError("A model name must not contain NUL, control characters or line breaks.")
     return name
 
 
