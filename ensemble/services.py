@@ -19,7 +19,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from . import aggregation, voting
+from . import aggregation, structured, voting
 from .admission import admission_release
 from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
@@ -33,10 +33,10 @@ from .rounds import RoundPolicy, run_round
 
 logger = logging.getLogger(__name__)
 
-# Sampling parameters a caller may set that are passed to every member's generation call.
+# Parameters a caller may set that are passed to every member's generation call (not to ballots).
 GENERATION_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
-    "presence_penalty", "frequency_penalty",
+    "presence_penalty", "frequency_penalty", "response_format",
 )
 
 
@@ -76,7 +76,7 @@ async def completion_create(
 
 
 def _forwarded(params: dict, ensemble: Ensemble) -> dict:
-    """Return the sampling parameters sent to the backend with every generation call.
+    """Return the parameters sent to the backend with every generation call.
 
     `n` goes only to a pass-through model, which answers all n choices itself; an ensemble's
     members answer once each and `n` picks among their ranked answers.
@@ -167,8 +167,27 @@ async def _generate(client, index: int, position: int, outcome: CompletionOutcom
     inner = ensemble.subensemble(position)
     if inner is not None:
         return await _generate_nested(client, index, inner, messages, outcome, deadline_at)
-    return await _call(client, index, ensemble.members[position], messages, outcome.params, ensemble.timeout,
-                       deadline_at)
+    candidate = await _call(client, index, ensemble.members[position], messages, outcome.params, ensemble.timeout,
+                            deadline_at)
+    return _held_to_format(candidate, outcome)
+
+
+def _held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> CandidateResult:
+    """Return `candidate`, failed if the client asked for JSON and it answered something else.
+
+    A pass-through model's answer is relayed as the backend gave it: there is nothing to choose.
+    """
+    if (not candidate.ok or not structured.asks_for_json(outcome.params)
+            or outcome.ensemble.aggregation == aggregation.PASSTHROUGH):
+        return candidate
+    text = structured.json_object_text(candidate.content)
+    if text is None:
+        return dataclasses.replace(
+            candidate, status="error", reason="not_json",
+            error=f"{candidate.model}: the answer is not a JSON object, which response_format asked for",
+        )
+    candidate.content = text
+    return candidate
 
 
 def _with_system_prompt(messages: list[dict], prompt: str) -> list[dict]:
@@ -282,8 +301,8 @@ async def _synthesize(outcome: CompletionOutcome, client: BackendClient, deadlin
     prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts))
     index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
     outcome.candidates.append(CandidateResult(index, model, "cancelled"))
-    outcome.candidates[index] = await _call(client, index, model, prompt, outcome.params,
-                                            outcome.ensemble.timeout, deadline_at)
+    combined = await _call(client, index, model, prompt, outcome.params, outcome.ensemble.timeout, deadline_at)
+    outcome.candidates[index] = _held_to_format(combined, outcome)
 
 
 _AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judge,

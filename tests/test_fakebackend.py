@@ -1,5 +1,6 @@
 """Tests of the fake OpenAI-compatible backend, over real HTTP (no Django, no DB)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -155,6 +156,27 @@ def test_self_favour_and_garbage_voters(client):
         "ACCEPTED: 1, 2", "PREFERRED: 2"]
     garbage = content(chat(client, "g@garbage_ballot", prompt))
     assert "ACCEPTED" not in garbage and "PREFERRED" not in garbage
+
+
+def test_json_is_answered_when_asked_for_unless_the_model_ignores_the_format(client):
+    assert json.loads(content(chat(client, "good", response_format={"type": "json_object"}))) == {
+        "answer": '[good quality=0.90] This is a fake answer to: "What is the capital of France?".'}
+    schema = {
+        "type": "object", "required": ["city", "facts"],
+        "properties": {"city": {"$ref": "#/$defs/City"}, "facts": {"type": "array", "items": {"type": "string"}},
+                       "unit": {"enum": ["km", "mi"]}, "size": {"anyOf": [{"type": "number"}, {"type": "null"}]}},
+        "$defs": {"City": {"type": "object", "properties": {"name": {"type": "string"},
+                                                            "rank": {"type": "integer"}, "big": {"type": "boolean"}}}},
+    }
+    answer = json.loads(content(chat(client, "good", response_format={
+        "type": "json_schema", "json_schema": {"name": "Facts", "schema": schema}})))
+    text = '[good quality=0.90] This is a fake answer to: "What is the capital of France?".'
+    assert answer == {"city": {"name": text, "rank": 0, "big": True}, "facts": [text], "unit": "km", "size": 0.5}
+    prose = content(chat(client, "good@ignore_format", response_format={"type": "json_object"}))
+    assert prose.startswith("[good quality=0.90] This is a fake answer")
+    # A ballot stays two lines whatever the format asks for.
+    ballot = content(chat(client, "voter", ballot_prompt("[a quality=0.60] x"), response_format={"type": "json_object"}))
+    assert ballot.splitlines()[-2:] == ["ACCEPTED: 1", "PREFERRED: 1"]
 
 
 def test_auth_is_enforced(backend):

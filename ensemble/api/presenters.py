@@ -19,7 +19,7 @@ def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
     """Return the OpenAI `chat.completion` object for a decided outcome, with details under `trio`.
 
     A pass-through request is answered with the backend's own JSON, whatever fields it carries
-    (Trio forwards only the sampling parameters, so not `tools` or `logprobs`), its `id` and
+    (Trio forwards the sampling parameters and `response_format`, not `tools` or `logprobs`), its `id` and
     `model` those of the stored request.
     """
     if outcome.ensemble.aggregation == PASSTHROUGH and outcome.winner and outcome.winner.backend_body:

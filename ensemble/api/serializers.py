@@ -5,11 +5,14 @@ so a client bug shows up here rather than as odd sampling later.
 """
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
 from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
+from ..structured import JSON_FORMATS
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -154,6 +157,85 @@ class StopField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+RESPONSE_FORMAT_SCHEMA = {
+    "type": "object", "required": ["type"],
+    "description": "Passed to every member's generation call. With `json_object` or `json_schema`, a member "
+                   "whose answer is not a JSON object fails, so the answer is always one.",
+    "properties": {
+        "type": {"type": "string", "enum": ["text", *JSON_FORMATS]},
+        "json_schema": {
+            "type": "object", "required": ["name"], "description": "Required when type is json_schema.",
+            "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                           "description": {"type": "string"}, "schema": {"type": "object"},
+                           "strict": {"type": "boolean", "nullable": True}},
+        },
+    },
+}
+_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_SCHEMA_DEPTH = 64  # JSON levels of a json_schema object; OpenAI allows far fewer (10 of objects)
+
+
+@extend_schema_field(RESPONSE_FORMAT_SCHEMA)
+class ResponseFormatField(serializers.Field):
+    """`response_format`, as OpenAI defines it; returned with only the keys OpenAI knows."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('Must be an object such as {"type": "json_object"}.')
+        if data.get("type") not in ("text", *JSON_FORMATS):
+            raise serializers.ValidationError(
+                {"type": f"Must be one of: text, {', '.join(JSON_FORMATS)}."})
+        if data["type"] != "json_schema":
+            return {"type": data["type"]}
+        spec = data.get("json_schema")
+        if not isinstance(spec, dict):
+            raise serializers.ValidationError({"json_schema": "Required when type is json_schema: an object."})
+        return {"type": "json_schema", "json_schema": _json_schema_spec(spec)}
+
+    def to_representation(self, value):
+        return value
+
+
+def _json_schema_spec(spec: dict) -> dict:
+    """Return the `json_schema` object of a response format, or raise with the path to the fault."""
+    name = spec.get("name")
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise serializers.ValidationError(
+            {"json_schema": {"name": "Required: 1 to 64 letters, digits, underscores or dashes."}})
+    kept = {"name": name}
+    for key, kind, what in (("description", str, "a string"), ("schema", dict, "an object"),
+                            ("strict", bool, "a boolean")):
+        if spec.get(key) is None:
+            continue
+        if not isinstance(spec[key], kind):
+            raise serializers.ValidationError({"json_schema": {key: f"Must be {what}."}})
+        kept[key] = spec[key]
+    fault = _json_fault(kept)
+    if fault:
+        raise serializers.ValidationError({"json_schema": fault})
+    return kept
+
+
+def _json_fault(value) -> str | None:
+    """Return why a JSON value cannot be stored with the request's parameters, or None.
+
+    PostgreSQL cannot store NUL in jsonb, and Django's JSON encoder recurses (Python's limit is
+    1000 levels). A loop, not recursion, walks it: a client may nest as deep as the parser allows.
+    """
+    pending = [(value, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            return f"Must not be nested more than {MAX_SCHEMA_DEPTH} levels deep."
+        if isinstance(value, str) and "\x00" in value:
+            return "Must not contain NUL characters."
+        if isinstance(value, dict):
+            pending += [(item, depth + 1) for item in (*value.keys(), *value.values())]
+        elif isinstance(value, list):
+            pending += [(item, depth + 1) for item in value]
+    return None
 
 
 MODEL_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -314,6 +396,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     seed = StrictIntegerField(required=False, allow_null=True)
     presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)
     frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)
+    response_format = ResponseFormatField(required=False, allow_null=True)
 
     def validate(self, attrs):
         # An explicit null means "not set", like OpenAI: drop it rather than send null upstream.
