@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -155,6 +156,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "corsheaders",
+    "csp",  # for its system checks, which refuse the CSP_* settings of django-csp < 4 it would ignore
     "ensemble",
 ]
 
@@ -164,6 +166,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under ASGI (WhiteNoise is sync-only); native async.
     "servestatic.middleware.ServeStaticMiddleware",
+    # Below ServeStatic, so static files are answered without building a policy they do not need.
+    "csp.middleware.CSPMiddleware",
     # Native async (not MiddlewareMixin), so it costs no hop to the sync thread; above the error
     # middleware so that JSON errors carry CORS headers too and browsers can read them.
     "corsheaders.middleware.CorsMiddleware",
@@ -178,7 +182,8 @@ MIDDLEWARE = [
 
 # The JSON API (/v1/, /health, /metrics) is served with this shorter stack: no cookies, sessions
 # or forms there, and no entry hops to a worker thread (see ensemble/asgi_routing.py). Security
-# and Common are Django's, with their hooks run inline (ensemble.middleware._InlineHooks).
+# and Common are Django's, with their hooks run inline (ensemble.middleware._InlineHooks). No
+# CSPMiddleware: browsers render no JSON, and it is sync-style, a thread hop in and out per request.
 API_MIDDLEWARE = [
     "ensemble.logs.RequestIdMiddleware",
     "ensemble.middleware.SecurityMiddleware",
@@ -292,6 +297,28 @@ if not SECURE_HSTS_PRELOAD:
 CORS_ALLOWED_ORIGINS = env_list("TRIO_CORS_ALLOWED_ORIGINS", "")
 CORS_URLS_REGEX = r"^/v1/.*$"
 CORS_EXPOSE_HEADERS = ["X-Trio-Details"]
+
+# Content-Security-Policy on the pages and the admin, which show stored prompts and answers: should
+# a model's markup ever escape the templates' escaping, the browser still runs no script and loads
+# nothing that the page did not load from here. No page has an inline <script> or <style> or a
+# style="" attribute (the charts colour with SVG attributes, which CSP does not govern). A page that
+# needs an inline block adds csp.constants.NONCE to its directive and gives the block
+# nonce="{{ request.csp_nonce }}", rather than allowing 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: for the pages' empty favicon (<link rel="icon" href="data:,">), which spares the
+        # browser a request for /favicon.ico; an image cannot run script.
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        # The admin's related-object pop-ups are windows, not frames: nothing frames these pages.
+        "frame-ancestors": [NONE],
+    },
+}
 
 # Plaintext keys accepted besides the ApiKey rows (for deployments configured only by environment).
 # Either kind makes /v1/ require `Authorization: Bearer <key>`; with neither, the API is open.
