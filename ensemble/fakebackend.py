@@ -43,7 +43,7 @@ Behaviours (see :class:`Behaviour`), applied in this order:
    ``Retry-After: 7``.
 4. ``malformed``: 200, ``content-type: application/json``, body not JSON.
 5. ``empty``: 200, valid completion whose message content is ``""``.
-6. Otherwise a normal answer (generation or ballot, below).
+6. Otherwise a normal answer (a generation, a tool call or a ballot, below).
 
 Generation answers look like ``[name quality=0.50] This is a fake answer
 to: "<first 60 chars of the last user message>".``, padded with filler text
@@ -87,6 +87,19 @@ numbers 0.5, booleans true, arrays of one item, the first of an ``enum``,
 ``anyOf`` or ``oneOf``, and local ``$ref``s (``#/$defs/...``) followed.  An
 ``ignore_format`` model answers prose anyway.  Ballots are never JSON.
 
+Tool calls
+----------
+A generation request with a non-empty ``tools`` list, a ``tool_choice`` other
+than ``"none"`` and a last message whose role is not ``tool`` is answered with
+one tool call, to the tool a named ``tool_choice`` names (else the first):
+content null, ``finish_reason: "tool_calls"``, id ``call_`` + 24 hex digits
+of a hash of the model, tool and arguments (the same request gets the same
+id), and arguments the JSON of an instance of the tool's ``parameters``, made
+as for ``json_schema`` above (so its strings carry the answer text, quality
+tag included, which voters read); ``{}`` without ``parameters``.  After a
+``tool`` message the answer is text as usual.  An ``ignore_tools`` model
+always answers text.  ``n`` copies the call into every choice.
+
 ``n`` (1 to 128) asks for that many choices: the answer, then copies marked
 `` (choice 2)``, ``(choice 3)``...; usage counts them all.
 
@@ -103,6 +116,7 @@ import asyncio
 import collections
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import random
@@ -162,6 +176,7 @@ class Behaviour:
     size: int = 0  # pad generation answers to at least this many chars
     self_favour: bool = False  # as voter, prefer the candidate tagged with own name
     ignore_format: bool = False  # answer prose even when response_format asks for JSON
+    ignore_tools: bool = False  # answer text even when tools are offered
 
 
 @dataclass(frozen=True)
@@ -358,6 +373,28 @@ def _instance_of(schema: typing.Any, root: dict, text: str, depth: int) -> typin
     return {"integer": 0, "number": 0.5, "boolean": True, "null": None}.get(kind, text)
 
 
+def _tool_call(name: str, behaviour: Behaviour, body: dict, user_text: str) -> dict | None:
+    """Return the tool call answering a generation request (see "Tool calls"), or None to answer text."""
+    tools = body.get("tools")
+    tools = [t["function"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)
+             and isinstance(t["function"].get("name"), str)] if isinstance(tools, list) else []
+    choice = body.get("tool_choice")
+    last = body["messages"][-1] if body["messages"] else None
+    if (behaviour.ignore_tools or not tools or choice == "none"
+            or (isinstance(last, dict) and last.get("role") == "tool")):
+        return None
+    named = choice.get("function") if isinstance(choice, dict) else None
+    wanted = named.get("name") if isinstance(named, dict) else None
+    function = next((f for f in tools if f["name"] == wanted), tools[0])
+    parameters = function.get("parameters")
+    text = _generation_answer(name, behaviour, user_text)
+    arguments = _instance_of(parameters, parameters, text, depth=0) if isinstance(parameters, dict) else {}
+    encoded = json.dumps(arguments if isinstance(arguments, dict) else {})
+    digest = hashlib.sha256(f"{name}\n{function['name']}\n{encoded}".encode()).hexdigest()[:24]
+    return {"id": f"call_{digest}", "type": "function",
+            "function": {"name": function["name"], "arguments": encoded}}
+
+
 def _is_ballot(user_text: str) -> bool:
     """Return True when the message is a Trio voting prompt."""
     return "ACCEPTED:" in user_text and _CANDIDATE_OPEN_RE.search(user_text) is not None
@@ -550,6 +587,10 @@ class FakeBackend:
         elif behaviour.malformed:
             await _send_bytes(send, 200, b'{"id": "chatcmpl-fake", "choices": [{"mess')
         else:
+            call = None if is_ballot or behaviour.empty else _tool_call(name, behaviour, body, user_text)
+            if call is not None:
+                await _send_json(send, 200, self._completion(body, None, "tool_calls", [call]))
+                return
             content, finish = self._answer(name, behaviour, body, user_text, is_ballot)
             await _send_json(send, 200, self._completion(body, content, finish))
 
@@ -585,14 +626,21 @@ class FakeBackend:
             content = json.dumps(_structured_answer(response_format, content))
         return content, finish
 
-    def _completion(self, body: dict, content: str, finish_reason: str) -> dict:
-        """Return a ``chat.completion`` object answering `body` with `content`."""
+    def _completion(self, body: dict, content: str | None, finish_reason: str,
+                    tool_calls: list[dict] | None = None) -> dict:
+        """Return a ``chat.completion`` object answering `body` with `content` (None: with `tool_calls`)."""
         prompt_tokens = sum(_count_words(_content_text(m.get("content")))
                             for m in body["messages"] if isinstance(m, dict))
         n = body.get("n")
         n = n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_CHOICES else 1
-        contents = [content] + [f"{content} (choice {i + 1})" for i in range(1, n)]
-        completion_tokens = sum(_count_words(text) for text in contents)
+        if content is None:
+            contents = [None] * n
+            said = " ".join(call["function"]["arguments"] for call in tool_calls or ())
+            completion_tokens = n * _count_words(said)
+        else:
+            contents = [content] + [f"{content} (choice {i + 1})" for i in range(1, n)]
+            completion_tokens = sum(_count_words(text) for text in contents)
+        extra = {"tool_calls": tool_calls} if tool_calls else {}
         return {
             "id": f"chatcmpl-fake-{next(self._ids)}",
             "object": "chat.completion",
@@ -600,7 +648,7 @@ class FakeBackend:
             "model": body["model"],
             "choices": [{
                 "index": index,
-                "message": {"role": "assistant", "content": text},
+                "message": {"role": "assistant", "content": text, **extra},
                 "finish_reason": finish_reason,
             } for index, text in enumerate(contents)],
             "usage": {

@@ -179,6 +179,42 @@ def test_json_is_answered_when_asked_for_unless_the_model_ignores_the_format(cli
     assert ballot.splitlines()[-2:] == ["ACCEPTED: 1", "PREFERRED: 1"]
 
 
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+TIME = {"type": "function", "function": {"name": "get_time"}}
+
+
+def test_offered_tools_are_called_until_a_tool_has_answered(client):
+    first = chat(client, "good", tools=[WEATHER, TIME])
+    assert first.status_code == 200
+    choice = first.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    [call] = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "get_weather"
+    text = '[good quality=0.90] This is a fake answer to: "What is the capital of France?".'
+    assert json.loads(call["function"]["arguments"]) == {"city": text}
+    assert call["id"].startswith("call_") and call["id"] == chat(client, "good", tools=[WEATHER]).json()[
+        "choices"][0]["message"]["tool_calls"][0]["id"]  # deterministic
+
+    named = chat(client, "good", tools=[WEATHER, TIME],
+                 tool_choice={"type": "function", "function": {"name": "get_time"}}).json()["choices"][0]
+    assert named["message"]["tool_calls"][0]["function"] == {"name": "get_time", "arguments": "{}"}
+
+    after_the_tool = client.post("/v1/chat/completions", json={"model": "good", "tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}]})
+    assert content(after_the_tool).startswith('[good quality=0.90] This is a fake answer to: "Weather in Paris?"')
+
+
+def test_tool_choice_none_and_ignore_tools_answer_text(client):
+    assert content(chat(client, "good", tools=[WEATHER], tool_choice="none")).startswith("[good quality=0.90]")
+    assert content(chat(client, "good@ignore_tools", tools=[WEATHER])).startswith("[good quality=0.90]")
+    # A ballot is never a tool call.
+    ballot = content(chat(client, "voter", ballot_prompt("[a quality=0.60] x"), tools=[WEATHER]))
+    assert ballot.splitlines()[-2:] == ["ACCEPTED: 1", "PREFERRED: 1"]
+
+
 def test_auth_is_enforced(backend):
     app, client = backend
     body = {"model": "good", "messages": [{"role": "user", "content": "hi"}]}
