@@ -7,6 +7,7 @@ Errors, all raised from `BackendClient.chat` and translated here, at one boundar
     ├── BackendUnavailable       connection refused / reset / DNS failure           reason "unavailable"
     ├── BackendHTTPError         a non-2xx status; `.status_code`                    reason "http_<status>"
     └── BackendBadResponse       2xx but not JSON, not a chat completion, or empty  reason "bad_response"
+                                 (neither text nor well-formed tool calls)
 
 Django's ASGI handler has no lifespan hook, so there is nowhere to open and close one client for
 the process. `client_for_running_loop()` creates one lazily per event loop instead: connections are
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
+
+from .tools import tool_calls_of
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +94,14 @@ def _as_int(value) -> int:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """A successful backend completion: the assistant's text and what it cost."""
+    """A successful backend completion: the assistant's text ("" when it only calls tools), its tool
+    calls, and what it cost."""
 
     content: str
     finish_reason: str
     usage: Usage = field(default_factory=Usage)
     body: dict = field(default_factory=dict, repr=False)  # the whole JSON answer, for pass-through
+    tool_calls: list[dict] = field(default_factory=list)
 
 
 def normalize_base_url(url: str) -> str:
@@ -207,23 +212,31 @@ def _text_of_parts(parts: list) -> str | None:
 
 
 def _chat_result(model: str, response: _Reply) -> ChatResult:
+    """Return the answer of a chat completion: text, well-formed tool calls, or both; neither is a
+    BackendBadResponse (malformed tool calls are not an answer)."""
     data = _json_or_raise(model, response)
     try:
         choice = data["choices"][0]
-        content = choice["message"]["content"]
+        message = choice["message"]
+        # A message that only calls tools has null content, or (some servers) none at all.
+        content = message["content"] if "tool_calls" not in message else message.get("content")
     except (KeyError, IndexError, TypeError) as exc:
         raise BackendBadResponse(f"{model}: response has no choices[0].message.content") from exc
     if isinstance(content, list):
         content = _text_of_parts(content)
-    if not isinstance(content, str) or not content.strip():
-        raise BackendBadResponse(f"{model}: empty content")
+    content = content if isinstance(content, str) and content.strip() else ""
+    tool_calls = tool_calls_of(message.get("tool_calls")) or []
+    if not content and not tool_calls:
+        raise BackendBadResponse(f"{model}: empty content (and no well-formed tool_calls)")
     finish_reason = choice.get("finish_reason")
     return ChatResult(
         content=content,
-        # Relayed to clients, who expect a word; a missing or odd one is taken as a normal stop.
-        finish_reason=finish_reason if isinstance(finish_reason, str) and finish_reason else "stop",
+        # Relayed to clients, who expect a word; a missing or odd one is taken as a normal end.
+        finish_reason=finish_reason if isinstance(finish_reason, str) and finish_reason
+        else ("tool_calls" if tool_calls else "stop"),
         usage=Usage.from_json(data.get("usage")),
         body=data,
+        tool_calls=tool_calls,
     )
 
 

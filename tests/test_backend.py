@@ -137,3 +137,35 @@ def test_a_token_count_past_what_a_database_column_holds_counts_as_0():
             "usage": {"prompt_tokens": 2**63 + 5, "completion_tokens": 2**31 - 1, "total_tokens": 2**63 + 2**31 + 4}}
     with backend_answering(body) as server:
         assert chat(server.url, "odd").usage == Usage(0, 2**31 - 1, 0)
+
+
+CALL = {"id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+
+@pytest.mark.parametrize("message", [
+    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    {"role": "assistant", "tool_calls": [{**CALL, "extra": 1}]},  # no content at all; unknown keys dropped
+])
+def test_an_answer_with_tool_calls_and_no_text_is_an_answer(message):
+    body = {"choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}
+    with backend_answering(body) as server:
+        result = chat(server.url, "tooly")
+    assert (result.content, result.finish_reason, result.tool_calls) == ("", "tool_calls", [CALL])
+
+
+def test_text_and_tool_calls_are_both_kept_and_a_missing_finish_reason_says_tool_calls():
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Let me look.", "tool_calls": [CALL]}}]}
+    with backend_answering(body) as server:
+        result = chat(server.url, "tooly")
+    assert (result.content, result.finish_reason, result.tool_calls) == ("Let me look.", "tool_calls", [CALL])
+
+
+@pytest.mark.parametrize("tool_calls", [
+    [], "call", [{"id": "x", "type": "function"}], [{**CALL, "type": "code"}],
+    [{**CALL, "function": {"name": "f", "arguments": {"city": "Paris"}}}], [{**CALL, "id": 7}],
+])
+def test_malformed_tool_calls_without_text_are_a_bad_response(tool_calls):
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": tool_calls},
+                         "finish_reason": "tool_calls"}]}
+    with backend_answering(body) as server, pytest.raises(BackendBadResponse, match="empty content"):
+        chat(server.url, "tooly")

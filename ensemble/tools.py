@@ -1,0 +1,36 @@
+"""Tool calling: what a well-formed tool call is, and how voters read an answer that makes one.
+
+A client's `tools`, `tool_choice` and `parallel_tool_calls` reach every member's generation call
+(and the synthesizer's), never a ballot. A member may then answer with tool calls instead of (or
+besides) text. Voters judge text, so wherever an answer is shown to a model (ballots, the
+synthesizer, `concat`) or to a person (the voting details, the vote pages), it is `answer_text`:
+its text, then one sentence per call. The winner's calls themselves reach the client as the
+backend gave them (ids included), so the client runs the tool and sends its result back.
+"""
+from __future__ import annotations
+
+
+def tool_calls_of(value) -> list[dict] | None:
+    """Return `value` as OpenAI tool calls with only the keys OpenAI defines, or None unless it is
+    a non-empty list of `{"id", "type": "function", "function": {"name", "arguments"}}` objects
+    whose id, name and arguments are strings."""
+    if not isinstance(value, list) or not value or not all(_is_tool_call(call) for call in value):
+        return None
+    return [{"id": call["id"], "type": "function",
+             "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}
+            for call in value]
+
+
+def _is_tool_call(call) -> bool:
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        return False
+    return (isinstance(call.get("id"), str) and call.get("type") == "function"
+            and all(isinstance(call["function"].get(key), str) for key in ("name", "arguments")))
+
+
+def answer_text(content: str, tool_calls) -> str:
+    """Return what voters read of an answer: its text, then `Calls the tool NAME with arguments ARGS`
+    for each of its tool calls, one per line."""
+    calls = [f"Calls the tool {call['function']['name']} with arguments {call['function']['arguments']}"
+             for call in tool_calls or ()]
+    return "\n".join([content, *calls] if content else calls)
