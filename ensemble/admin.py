@@ -22,7 +22,7 @@ class ReadOnlyMixin:
 class CandidateInline(ReadOnlyMixin, admin.TabularInline):
     model = Candidate
     fields = ("index", "model", "status", "is_winner", "rank", "accepted_count", "preferred_count",
-              "latency_ms", "total_tokens", "finish_reason", "error", "content")
+              "latency_ms", "total_tokens", "finish_reason", "error", "content", "tool_calls")
     readonly_fields = fields
     extra = 0
 

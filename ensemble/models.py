@@ -99,6 +99,8 @@ class Candidate(UsageFields):
     index = models.PositiveSmallIntegerField(help_text="Position of the member in the ensemble.")
     model = models.CharField(max_length=200)
     content = models.TextField(blank=True)
+    tool_calls = models.JSONField(default=list, blank=True,
+                                  help_text="The tool calls it answered with, as the backend gave them.")
     status = models.CharField(max_length=16, choices=CallStatus.choices)
     error = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)

@@ -9,6 +9,7 @@ from typing import Iterator
 
 from . import aggregation
 from .backend import Usage
+from .tools import answer_text, tool_calls_of
 from .ensembles import Ensemble
 from .voting import Mark
 
@@ -21,6 +22,7 @@ class CandidateResult:
     model: str
     status: str
     content: str = ""
+    tool_calls: list[dict] = field(default_factory=list)  # what it asked the client to run; content may be ""
     error: str = ""
     finish_reason: str = ""
     latency_ms: int = 0
@@ -37,14 +39,20 @@ class CandidateResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def text(self) -> str:
+        """Return the answer as voters read it: its text, then its tool calls as sentences."""
+        return answer_text(self.content, self.tool_calls)
+
 
 @dataclass(frozen=True)
 class Reply:
-    """One choice of the answer: a ranked candidate's text, or the joined answers of `concat`."""
+    """One choice of the answer: a ranked candidate's text and tool calls, or the joined answers of `concat`."""
 
     content: str
     finish_reason: str
     usage: Usage
+    tool_calls: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -104,7 +112,7 @@ class CompletionOutcome:
         if self.ensemble.aggregation == aggregation.PASSTHROUGH and self.winner and self.winner.backend_body:
             return _backend_replies(self.winner, n)
         ranked = sorted((c for c in self.candidates if c.rank is not None), key=lambda c: c.rank)
-        return [Reply(c.content, c.finish_reason or "stop", c.usage) for c in ranked[:n]]
+        return [Reply(c.content, c.finish_reason or "stop", c.usage, c.tool_calls) for c in ranked[:n]]
 
     def family(self) -> Iterator[CompletionOutcome]:
         """Yield this outcome, then its nested ensembles' outcomes (depth first): parents before children."""
@@ -153,5 +161,7 @@ def _backend_replies(candidate: CandidateResult, n: int) -> list[Reply]:
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         content = message.get("content") if isinstance(message.get("content"), str) else ""
         usage = candidate.usage if position == 0 else Usage()
-        replies.append(Reply(content, choice.get("finish_reason") or "stop", usage))
-    return replies or [Reply(candidate.content, candidate.finish_reason or "stop", candidate.usage)]
+        tool_calls = tool_calls_of(message.get("tool_calls")) or []
+        replies.append(Reply(content, choice.get("finish_reason") or "stop", usage, tool_calls))
+    return replies or [Reply(candidate.content, candidate.finish_reason or "stop", candidate.usage,
+                             candidate.tool_calls)]

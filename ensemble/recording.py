@@ -196,7 +196,7 @@ def _without_content(outcome: CompletionOutcome) -> CompletionOutcome:
     return dataclasses.replace(
         outcome,
         messages=[{"role": m.get("role")} for m in outcome.messages],
-        candidates=[dataclasses.replace(c, content="") for c in outcome.candidates],
+        candidates=[dataclasses.replace(c, content="", tool_calls=[]) for c in outcome.candidates],
         ballots=[dataclasses.replace(b, raw_text="") for b in outcome.ballots],
     )
 
@@ -207,7 +207,7 @@ REQUESTS = RowInserter(CompletionRequest, [
     "prompt_tokens", "completion_tokens", "total_tokens", "api_key_id", "aggregation_method", "parent_id",
 ])
 CANDIDATES = RowInserter(Candidate, [
-    "request_id", "index", "model", "content", "status", "error", "finish_reason", "latency_ms",
+    "request_id", "index", "model", "content", "tool_calls", "status", "error", "finish_reason", "latency_ms",
     "accepted_count", "preferred_count", "rank", "is_winner", "prompt_tokens", "completion_tokens",
     "total_tokens",
 ], returning_pk=True)
@@ -238,7 +238,8 @@ def _request_row(outcome: CompletionOutcome) -> dict:
 
 def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
     return dict(
-        request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content), status=c.status,
+        request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content),
+        tool_calls=[_storable_tool_call(call) for call in c.tool_calls], status=c.status,
         error=_storable(c.error), finish_reason=c.finish_reason[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
         accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
         is_winner=c.index == outcome.winner_index, **_usage_columns(c.usage),
@@ -280,6 +281,14 @@ def _storable(text: str) -> str:
     with NUL at the API, but answers, ballots and error bodies come from the backend as they are.
     """
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _storable_tool_call(call: dict) -> dict:
+    """Return a backend's tool call (as `tools.tool_calls_of` keeps it) with its strings `_storable`:
+    PostgreSQL refuses NUL in jsonb too."""
+    function = call["function"]
+    return {"id": _storable(call["id"]), "type": "function",
+            "function": {"name": _storable(function["name"]), "arguments": _storable(function["arguments"])}}
 
 
 def _last_user_text(messages: list[dict]) -> str:

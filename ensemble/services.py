@@ -33,10 +33,11 @@ from .rounds import RoundPolicy, run_round
 
 logger = logging.getLogger(__name__)
 
-# Parameters a caller may set that are passed to every member's generation call (not to ballots).
+# Parameters a caller may set that are passed to every member's generation call and the
+# synthesizer's (not to ballots, which must answer in text).
 GENERATION_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
-    "presence_penalty", "frequency_penalty", "response_format",
+    "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice", "parallel_tool_calls",
 )
 
 
@@ -176,8 +177,9 @@ def _held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> C
     """Return `candidate`, failed if the client asked for JSON and it answered something else.
 
     A pass-through model's answer is relayed as the backend gave it: there is nothing to choose.
+    An answer with tool calls is held to no format: it asks the client to run a tool first.
     """
-    if (not candidate.ok or not structured.asks_for_json(outcome.params)
+    if (not candidate.ok or not structured.asks_for_json(outcome.params) or candidate.tool_calls
             or outcome.ensemble.aggregation == aggregation.PASSTHROUGH):
         return candidate
     text = structured.json_object_text(candidate.content)
@@ -205,8 +207,9 @@ async def _call(client, index: int, model: str, messages: list[dict], params: di
         return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started),
                                reason=exc.reason, retry_after=exc.retry_after)
     return CandidateResult(
-        index, model, "ok", content=result.content, finish_reason=result.finish_reason,
-        latency_ms=monotonic_ms(started), usage=result.usage, backend_body=result.body,
+        index, model, "ok", content=result.content, tool_calls=result.tool_calls,
+        finish_reason=result.finish_reason, latency_ms=monotonic_ms(started), usage=result.usage,
+        backend_body=result.body,
     )
 
 
@@ -234,6 +237,7 @@ async def _generate_nested(client, index: int, ensemble: Ensemble, messages: lis
         return candidate
     reply = inner.replies(1)[0]
     candidate.content, candidate.finish_reason = reply.content, reply.finish_reason
+    candidate.tool_calls = reply.tool_calls
     return candidate
 
 
@@ -263,7 +267,7 @@ async def _vote_all(outcome: CompletionOutcome, client: BackendClient, deadline_
     A nested ensemble votes through its lead model (its first backend member).
     """
     eligible = [c for c in outcome.candidates if c.ok]
-    nonce = voting.fence_nonce(c.content for c in eligible)
+    nonce = voting.fence_nonce(c.text for c in eligible)
     outcome.ballots = []
     for voter in eligible:
         shuffled = voting.ballot_order(outcome.id.hex, voter.index, len(eligible))
@@ -291,13 +295,13 @@ async def _judge(outcome: CompletionOutcome, client: BackendClient, deadline_at:
     pending = BallotResult(judge_index, outcome.ensemble.judge_model, [eligible[j].index for j in shuffled],
                            status="cancelled")
     outcome.ballots = [pending]
-    nonce = voting.fence_nonce(c.content for c in eligible)
+    nonce = voting.fence_nonce(c.text for c in eligible)
     outcome.ballots[0] = await _ballot(client, pending, outcome, nonce, deadline_at)
 
 
 async def _synthesize(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
     """Append the synthesizer's combined answer to `outcome.candidates` (index: after the members)."""
-    texts = [c.content for c in outcome.candidates if c.ok]
+    texts = [c.text for c in outcome.candidates if c.ok]
     prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts))
     index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
     outcome.candidates.append(CandidateResult(index, model, "cancelled"))
@@ -311,7 +315,7 @@ _AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judg
 
 async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, nonce: str,
                   deadline_at: float) -> BallotResult:
-    shown_texts = [outcome.candidates[i].content for i in pending.shown_order]
+    shown_texts = [outcome.candidates[i].text for i in pending.shown_order]
     prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce)
     params = {"temperature": 0, "max_tokens": settings.TRIO_BALLOT_MAX_TOKENS}
     started = time.monotonic()
@@ -346,7 +350,7 @@ def _decide(outcome: CompletionOutcome) -> None:
         return
     outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
     if outcome.ensemble.aggregation == aggregation.CONCAT:
-        outcome.combined = aggregation.concat_reply([(c.model, c.content) for c in succeeded])
+        outcome.combined = aggregation.concat_reply([(c.model, c.text) for c in succeeded])
         return
     marks = [m for b in outcome.ballots if b.status == "ok" for m in b.marks]
     totals = voting.tally((c.index for c in succeeded), marks, self_vote=outcome.ensemble.self_vote)

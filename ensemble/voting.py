@@ -23,6 +23,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .tools import answer_text
+
 BALLOT_SYSTEM_PROMPT = (
     "You are one judge on a panel that reviews candidate answers to a conversation. "
     "Judge each candidate on correctness, helpfulness and how well it follows the conversation. "
@@ -59,7 +61,12 @@ def fence_nonce(texts: Iterable[str], rng: secrets.SystemRandom | None = None) -
 
 def render_conversation(messages: Sequence[dict]) -> str:
     """Return the conversation as a plain transcript, one `[role]` block per message."""
-    return "\n\n".join(f"[{m['role']}]\n{message_text(m.get('content'))}" for m in messages)
+    return "\n\n".join(f"[{m['role']}]\n{turn_text(m)}" for m in messages)
+
+
+def turn_text(message: dict) -> str:
+    """Return the text of a conversation message, an assistant turn's tool calls as voters read them."""
+    return answer_text(message_text(message.get("content")), message.get("tool_calls"))
 
 
 def message_text(content) -> str:

@@ -102,6 +102,21 @@ def test_backend_text_with_nul_characters_is_stored_without_them():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_tool_calls_are_stored_with_their_candidates_nul_replaced_in_the_same_inserts():
+    outcome = _outcome(3)
+    call = {"id": "call_\x00", "type": "function", "function": {"name": "get\x00x", "arguments": '{"a": "\x00"}'}}
+    outcome.candidates[1].content, outcome.candidates[1].tool_calls = "", [call]
+
+    with CaptureQueriesContext(connection) as queries:
+        completion_record(outcome)
+
+    assert len([q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]) <= 4
+    assert Candidate.objects.get(index=1).tool_calls == [{"id": "call_\ufffd", "type": "function", "function": {
+        "name": "get\ufffdx", "arguments": '{"a": "\ufffd"}'}}]
+    assert Candidate.objects.get(index=0).tool_calls == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_finish_reason_longer_than_its_column_is_stored_cut_to_fit():
     # The backend's word, stored as it came: PostgreSQL refuses a value longer than the column.
     outcome = _outcome(1)

@@ -19,8 +19,8 @@ def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
     """Return the OpenAI `chat.completion` object for a decided outcome, with details under `trio`.
 
     A pass-through request is answered with the backend's own JSON, whatever fields it carries
-    (Trio forwards the sampling parameters and `response_format`, not `tools` or `logprobs`), its `id` and
-    `model` those of the stored request.
+    (Trio forwards the sampling parameters, `response_format` and `tools`, not `logprobs`), its `id`
+    and `model` those of the stored request.
     """
     if outcome.ensemble.aggregation == PASSTHROUGH and outcome.winner and outcome.winner.backend_body:
         return {**outcome.winner.backend_body, "id": outcome.public_id, "model": outcome.ensemble.name}
@@ -30,7 +30,7 @@ def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                "message": _message(reply),
                 "logprobs": None,
                 "finish_reason": reply.finish_reason,
             }
@@ -43,11 +43,19 @@ def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
     return body
 
 
+def _message(reply: Reply) -> dict:
+    """Return the assistant message of one choice: its text (null when it only calls tools), its tool calls."""
+    if not reply.tool_calls:
+        return {"role": "assistant", "content": reply.content, "refusal": None}
+    return {"role": "assistant", "content": reply.content or None, "refusal": None, "tool_calls": reply.tool_calls}
+
+
 def chat_completion_chunks(outcome: CompletionOutcome, n: int = 1, *, include_usage: bool = False) -> list[dict]:
     """Return the `chat.completion.chunk` objects streaming a decided outcome's answer.
 
-    Per choice a role chunk and content chunks; then each choice's finish chunk, the last one
-    carrying the details under `trio`; then, if asked for, the usage chunk (no choices).
+    Per choice a role chunk, content chunks and one chunk per tool call (whole, as OpenAI's `delta.tool_calls`
+    with its index); then each choice's finish chunk, the last one carrying the details under `trio`;
+    then, if asked for, the usage chunk (no choices).
     """
     envelope = _envelope(outcome, "chat.completion.chunk")
     if include_usage:
@@ -60,8 +68,11 @@ def chat_completion_chunks(outcome: CompletionOutcome, n: int = 1, *, include_us
 
     chunks = []
     for index, reply in enumerate(replies):
-        chunks.append(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+        chunks.append(chunk(index, {"role": "assistant", "content": None if reply.tool_calls else "",
+                                    "refusal": None}))
         chunks += [chunk(index, {"content": piece}) for piece in text_pieces(reply.content)]
+        chunks += [chunk(index, {"tool_calls": [{"index": position, **call}]})
+                   for position, call in enumerate(reply.tool_calls)]
     chunks += [chunk(index, {}, reply.finish_reason) for index, reply in enumerate(replies)]
     if outcome.ensemble.aggregation != PASSTHROUGH:
         chunks[-1]["trio"] = details(outcome, n)
@@ -128,7 +139,7 @@ def details(outcome: CompletionOutcome, n: int = 1) -> dict:
 def _candidate(c: CandidateResult) -> dict:
     return {
         "index": c.index, "model": c.model, "status": c.status,
-        "response": c.content if c.ok else None, "error": c.error or None,
+        "response": c.text if c.ok else None, "error": c.error or None,
         "accepted": c.accepted, "preferred": c.preferred, "rank": c.rank,
         "finish_reason": c.finish_reason or None, "latency_ms": c.latency_ms,
         "usage": c.usage.as_dict(),
@@ -150,20 +161,21 @@ def _ballot(b: BallotResult) -> dict:
 def details_header(outcome: CompletionOutcome, limit: int = DETAILS_HEADER_MAX_BYTES) -> str:
     """Return the X-Trio-Details JSON (ASCII), responses truncated so it fits in `limit` bytes."""
     candidates = [
-        {"model": c.model, "response": c.content if c.ok else None, "accepted": c.accepted,
+        {"model": c.model, "response": c.text if c.ok else None, "accepted": c.accepted,
          "preferred": c.preferred, "status": c.status}
         for c in outcome.candidates
     ]
     header = {"winner_index": outcome.winner_index, "request_id": outcome.public_id, "candidates": candidates}
     text = json.dumps(header, separators=(",", ":"))
     # First try an equal share of the limit per candidate, then halve while it does not fit.
-    budget = 2 * min(limit // max(len(candidates), 1), max((len(c.content) for c in outcome.candidates), default=0))
+    texts = [c.text for c in outcome.candidates]
+    budget = 2 * min(limit // max(len(candidates), 1), max((len(text) for text in texts), default=0))
     while len(text) > limit and budget > 0:
         # Non-ASCII text grows up to 6x when escaped, so shrink until the encoded form fits.
         budget //= 2
-        for candidate, source in zip(candidates, outcome.candidates):
-            if source.ok and len(source.content) > budget:
-                candidate["response"] = source.content[:budget]
+        for candidate, source, source_text in zip(candidates, outcome.candidates, texts):
+            if source.ok and len(source_text) > budget:
+                candidate["response"] = source_text[:budget]
                 candidate["truncated"] = True
         header["truncated"] = True
         text = json.dumps(header, separators=(",", ":"))

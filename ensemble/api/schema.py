@@ -26,11 +26,23 @@ class UsageSerializer(serializers.Serializer):
     total_tokens = serializers.IntegerField(min_value=0)
 
 
+class FunctionCallSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    arguments = serializers.CharField(allow_blank=True, help_text="The arguments, as a JSON string.")
+
+
+class ToolCallSerializer(serializers.Serializer):
+    id = serializers.CharField(allow_blank=True, help_text="As the backend gave it.")
+    type = serializers.ChoiceField(choices=["function"])
+    function = FunctionCallSerializer()
+
+
 class AssistantMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["assistant"])
-    content = serializers.CharField(allow_blank=True)
+    content = serializers.CharField(allow_blank=True, allow_null=True, help_text="Null when it only calls tools.")
     # Optional: a pass-through answer is the backend's own JSON, which may leave these out.
     refusal = serializers.CharField(allow_null=True, required=False)
+    tool_calls = ToolCallSerializer(many=True, required=False, help_text="The winning answer's tool calls.")
 
 
 class ChoiceSerializer(serializers.Serializer):
@@ -151,7 +163,7 @@ CHAT_OK = {
     (200, "application/json"): OpenApiResponse(ChatCompletionSerializer, description="The answer."),
     (200, "text/event-stream"): OpenApiResponse(SSE_EVENT_SCHEMA, description=(
         "With `stream: true`: `: keep-alive` comments while the ensemble works, then chat.completion.chunk "
-        "events (the role, the text in pieces, finish chunks, the last with the details under `trio`, "
+        "events (the role, the text in pieces, tool calls, finish chunks, the last with the details under `trio`, "
         "the usage chunk if `stream_options.include_usage`) and `data: [DONE]`.")),
 }
 

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
 from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
 from ..structured import JSON_FORMATS
+from ..tools import tool_calls_of
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -107,11 +108,9 @@ class ToolCallsField(serializers.Field):
     }
 
     def to_internal_value(self, data):
-        if not isinstance(data, list) or not data or not all(_is_tool_call(call) for call in data):
+        calls = tool_calls_of(data)
+        if calls is None:
             self.fail("invalid")
-        calls = [{"id": c["id"], "type": "function",
-                  "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-                 for c in data]
         if any("\x00" in text for c in calls for text in (c["id"], *c["function"].values())):
             self.fail("nul")  # PostgreSQL cannot store NUL in jsonb
         return calls
@@ -120,23 +119,19 @@ class ToolCallsField(serializers.Field):
         return value
 
 
-def _is_tool_call(call) -> bool:
-    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
-        return False
-    return (isinstance(call.get("id"), str) and call.get("type") == "function"
-            and all(isinstance(call["function"].get(key), str) for key in ("name", "arguments")))
-
-
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
-    # Assistant turns that only made tool calls have no content.
-    content = ContentField(allow_null=True)
+    # Assistant turns that only made tool calls have no content (null, or left out as OpenAI allows).
+    content = ContentField(allow_null=True, required=False)
     name = StrictCharField(required=False, min_length=1, max_length=256)
     tool_call_id = StrictCharField(required=False, min_length=1, max_length=256)
     tool_calls = ToolCallsField(required=False)
 
     def validate(self, attrs):
-        if attrs.get("content") is None and attrs["role"] != "assistant":
+        if "content" not in attrs and "tool_calls" not in attrs:
+            raise serializers.ValidationError({"content": "This field is required."})
+        attrs.setdefault("content", None)
+        if attrs["content"] is None and attrs["role"] != "assistant":
             raise serializers.ValidationError({"content": "Only assistant messages may have null content."})
         if "tool_calls" in attrs and attrs["role"] != "assistant":
             raise serializers.ValidationError({"tool_calls": "Only assistant messages may have tool_calls."})
@@ -192,30 +187,33 @@ class ResponseFormatField(serializers.Field):
         spec = data.get("json_schema")
         if not isinstance(spec, dict):
             raise serializers.ValidationError({"json_schema": "Required when type is json_schema: an object."})
-        return {"type": "json_schema", "json_schema": _json_schema_spec(spec)}
+        return {"type": "json_schema", "json_schema": _field("json_schema", lambda it: _named_spec(it, "schema"), spec)}
 
     def to_representation(self, value):
         return value
 
 
-def _json_schema_spec(spec: dict) -> dict:
-    """Return the `json_schema` object of a response format, or raise with the path to the fault."""
-    name = spec.get("name")
-    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
-        raise serializers.ValidationError(
-            {"json_schema": {"name": "Required: 1 to 64 letters, digits, underscores or dashes."}})
-    kept = {"name": name}
-    for key, kind, what in (("description", str, "a string"), ("schema", dict, "an object"),
-                            ("strict", bool, "a boolean")):
+def _named_spec(spec: dict, body: str) -> dict:
+    """Return a named schema (a response format's `json_schema`, a tool's `function`) with only the
+    keys OpenAI knows: `name`, and `description`, `body` (`schema` or `parameters`) and `strict` when
+    set; or raise with the path to the fault."""
+    kept = {"name": _function_name(spec.get("name"))}
+    for key, kind, what in (("description", str, "a string"), (body, dict, "an object"), ("strict", bool, "a boolean")):
         if spec.get(key) is None:
             continue
         if not isinstance(spec[key], kind):
-            raise serializers.ValidationError({"json_schema": {key: f"Must be {what}."}})
+            raise serializers.ValidationError({key: f"Must be {what}."})
         kept[key] = spec[key]
     fault = _json_fault(kept)
     if fault:
-        raise serializers.ValidationError({"json_schema": fault})
+        raise serializers.ValidationError(fault)
     return kept
+
+
+def _function_name(name) -> str:
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise serializers.ValidationError({"name": "Required: 1 to 64 letters, digits, underscores or dashes."})
+    return name
 
 
 def _json_fault(value) -> str | None:
@@ -236,6 +234,79 @@ def _json_fault(value) -> str | None:
         elif isinstance(value, list):
             pending += [(item, depth + 1) for item in value]
     return None
+
+
+MAX_TOOLS = 128  # OpenAI's own limit
+FUNCTION_NAME_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+TOOL_SCHEMA = {
+    "type": "object", "required": ["type", "function"],
+    "properties": {
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": FUNCTION_NAME_SCHEMA, "description": {"type": "string"},
+                           "parameters": {"type": "object", "description": "A JSON Schema of the arguments."},
+                           "strict": {"type": "boolean", "nullable": True}},
+        },
+    },
+}
+
+
+@extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_TOOLS, "items": TOOL_SCHEMA,
+                      "description": "Passed to every member's generation call; a member may answer with tool "
+                                     "calls, which voters read as sentences, and the winner's are the answer's."})
+class ToolsField(serializers.Field):
+    """`tools`: 1 to 128 functions, each returned with only the keys OpenAI knows."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list) or not 1 <= len(data) <= MAX_TOOLS:
+            raise serializers.ValidationError(f"Must be a list of 1 to {MAX_TOOLS} tools.")
+        return [_field(index, _tool, tool) for index, tool in enumerate(data)]
+
+    def to_representation(self, value):
+        return value
+
+
+def _tool(tool) -> dict:
+    """Return one tool of `tools`, or raise with the path to the fault."""
+    if not isinstance(tool, dict):
+        raise serializers.ValidationError('Must be an object: {"type": "function", "function": {"name": ...}}.')
+    if tool.get("type") != "function":
+        raise serializers.ValidationError({"type": "Must be function."})
+    spec = tool.get("function")
+    if not isinstance(spec, dict):
+        raise serializers.ValidationError({"function": "Required: an object."})
+    return {"type": "function", "function": _field("function", lambda it: _named_spec(it, "parameters"), spec)}
+
+
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "enum": list(TOOL_CHOICES)},
+    {"type": "object", "required": ["type", "function"], "properties": {
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {"type": "object", "required": ["name"], "properties": {"name": FUNCTION_NAME_SCHEMA}}}},
+], "description": "none, auto, required, or one of `tools` by name; passed to every member's generation call."})
+class ToolChoiceField(serializers.Field):
+    """`tool_choice`: a word, or `{"type": "function", "function": {"name": ...}}` (checked against `tools`
+    by the request's serializer)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data in TOOL_CHOICES:
+            return data
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                f'Must be one of {", ".join(TOOL_CHOICES)}, or {{"type": "function", "function": {{"name": ...}}}}.')
+        if data.get("type") != "function":
+            raise serializers.ValidationError({"type": "Must be function."})
+        if not isinstance(data.get("function"), dict):
+            raise serializers.ValidationError({"function": "Required: an object naming the tool."})
+        name = _field("function", _function_name, data["function"].get("name"))
+        return {"type": "function", "function": {"name": name}}
+
+    def to_representation(self, value):
+        return value
 
 
 MODEL_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -362,7 +433,7 @@ def _or_default(data: dict, key: str, default):
     return default if value is None else value
 
 
-def _field(key: str, parse, value):
+def _field(key: str | int, parse, value):
     """Return `parse(value)`, with any error reported under `key`."""
     try:
         return parse(value)
@@ -378,7 +449,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     """The fields of POST /v1/chat/completions that Trio reads; any others are accepted and ignored.
 
     OpenAI itself refuses unknown fields, but clients send fields Trio has no use for (`user`,
-    `logprobs`, `tools`, ...), and refusing them would break those clients outright.
+    `logprobs`, ...), and refusing them would break those clients outright.
     """
 
     model = ModelField()
@@ -397,10 +468,25 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)
     frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)
     response_format = ResponseFormatField(required=False, allow_null=True)
+    tools = ToolsField(required=False, allow_null=True)
+    tool_choice = ToolChoiceField(required=False, allow_null=True)
+    parallel_tool_calls = StrictBooleanField(required=False, allow_null=True,
+                                             help_text="Passed to every member's generation call, with tools.")
 
     def validate(self, attrs):
         # An explicit null means "not set", like OpenAI: drop it rather than send null upstream.
-        return {key: value for key, value in attrs.items() if value is not None}
+        attrs = {key: value for key, value in attrs.items() if value is not None}
+        names = {tool["function"]["name"] for tool in attrs.get("tools", ())}
+        choice = attrs.get("tool_choice")
+        if isinstance(choice, dict) and choice["function"]["name"] not in names:
+            raise serializers.ValidationError(
+                {"tool_choice": {"function": {"name": "Must name one of the functions in tools."}}})
+        if not names:
+            # Nothing to choose among: a backend would refuse these without tools, and clients that
+            # always send them were answered before tools were forwarded.
+            attrs.pop("tool_choice", None)
+            attrs.pop("parallel_tool_calls", None)
+        return attrs
 
 
 def first_error(errors, path: str = "") -> tuple[str, str]:
