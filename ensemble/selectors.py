@@ -45,6 +45,7 @@ from django.db.models.functions import Cast, Floor, Greatest, Ln
 from django.utils import timezone
 
 from . import ratings, voting
+from .tools import answer_text
 from .models import (
     Ballot, BallotMark, CallStatus, Candidate, CompletionRequest, ModelDayRollup, PairDayRollup, RequestStatus,
     RollupDay,
@@ -169,7 +170,9 @@ class BallotRow:
 class RequestDetail:
     request: CompletionRequest
     conversation: list[tuple[str, str]]  # (role, text)
-    candidates: list[Candidate]  # each with `nested`: the request of the nested ensemble that answered it, or None
+    # each with `nested`: the request of the nested ensemble that answered it, or None; and `answer`:
+    # its text and tool calls as voters read them
+    candidates: list[Candidate]
     ballots: list[BallotRow]
 
 
@@ -185,6 +188,7 @@ def request_detail(*, request_id) -> RequestDetail | None:
     children = {child.ensemble: child for child in request.children.all()}
     for candidate in candidates:
         candidate.nested = children.get(candidate.model)
+        candidate.answer = answer_text(candidate.content, candidate.tool_calls)
     by_index = {c.index: c for c in candidates}
     marks = {(m.ballot_id, m.candidate_id): m for m in request.marks.all()}
     ballots = [
@@ -195,7 +199,7 @@ def request_detail(*, request_id) -> RequestDetail | None:
         )
         for b in sorted(request.ballots.all(), key=lambda b: b.voter_index)
     ]
-    conversation = [(m.get("role", "?"), voting.message_text(m.get("content"))) for m in request.messages]
+    conversation = [(m.get("role", "?"), voting.turn_text(m)) for m in request.messages]
     return RequestDetail(request, conversation, candidates, ballots)
 
 

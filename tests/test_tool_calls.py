@@ -261,3 +261,22 @@ def test_without_content_storage_no_tool_call_is_stored(sdk, trio_settings):
 
     assert choice.message.tool_calls  # answered as usual
     assert list(Candidate.objects.values_list("tool_calls", flat=True)) == [[], [], []]
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("eve", password="pw-eve-123", is_staff=True))
+    return client
+
+
+def test_the_vote_page_shows_a_candidates_tool_call_escaped(sdk, staff, trio_settings):
+    trio_settings.TRIO_MODELS = ["alpha@quality=0.9", "beta@quality=0.6,ignore_tools"]
+    tool = {"type": "function", "function": {"name": "render", "parameters": {
+        "type": "object", "properties": {"html": {"const": "<b>bold</b>"}}}}}
+
+    sdk.chat.completions.create(model="trio", messages=QUESTION, tools=[tool])
+
+    html = staff.get(f"/votes/{CompletionRequest.objects.get().pk}/").content.decode()
+    assert "Calls the tool render with arguments {&quot;html&quot;: &quot;&lt;b&gt;bold&lt;/b&gt;&quot;}" in html
+    assert "<b>bold</b>" not in html
+    assert "[beta quality=0.60] This is a fake answer" in html  # the text answer beside it
