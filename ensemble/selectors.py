@@ -45,11 +45,11 @@ from django.db.models.functions import Cast, Floor, Greatest, Ln
 from django.utils import timezone
 
 from . import ratings, voting
-from .tools import answer_text
 from .models import (
     Ballot, BallotMark, CallStatus, Candidate, CompletionRequest, ModelDayRollup, PairDayRollup, RequestStatus,
     RollupDay,
 )
+from .tools import answer_text
 
 DECIDED = (RequestStatus.OK, RequestStatus.PARTIAL)
 CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.LATE)

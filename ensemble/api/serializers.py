@@ -154,6 +154,7 @@ class StopField(serializers.Field):
         return value
 
 
+NAME_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}  # of a response format's schema, of a function
 RESPONSE_FORMAT_SCHEMA = {
     "type": "object", "required": ["type"],
     "description": "Passed to every member's generation call. With `json_object` or `json_schema`, a member "
@@ -162,7 +163,7 @@ RESPONSE_FORMAT_SCHEMA = {
         "type": {"type": "string", "enum": ["text", *JSON_FORMATS]},
         "json_schema": {
             "type": "object", "required": ["name"], "description": "Required when type is json_schema.",
-            "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            "properties": {"name": NAME_SCHEMA,
                            "description": {"type": "string"}, "schema": {"type": "object"},
                            "strict": {"type": "boolean", "nullable": True}},
         },
@@ -187,7 +188,8 @@ class ResponseFormatField(serializers.Field):
         spec = data.get("json_schema")
         if not isinstance(spec, dict):
             raise serializers.ValidationError({"json_schema": "Required when type is json_schema: an object."})
-        return {"type": "json_schema", "json_schema": _field("json_schema", lambda it: _named_spec(it, "schema"), spec)}
+        return {"type": "json_schema",
+                "json_schema": _field("json_schema", lambda it: _named_spec(it, "schema"), spec)}
 
     def to_representation(self, value):
         return value
@@ -197,7 +199,7 @@ def _named_spec(spec: dict, body: str) -> dict:
     """Return a named schema (a response format's `json_schema`, a tool's `function`) with only the
     keys OpenAI knows: `name`, and `description`, `body` (`schema` or `parameters`) and `strict` when
     set; or raise with the path to the fault."""
-    kept = {"name": _function_name(spec.get("name"))}
+    kept = {"name": _spec_name(spec.get("name"))}
     for key, kind, what in (("description", str, "a string"), (body, dict, "an object"), ("strict", bool, "a boolean")):
         if spec.get(key) is None:
             continue
@@ -210,7 +212,8 @@ def _named_spec(spec: dict, body: str) -> dict:
     return kept
 
 
-def _function_name(name) -> str:
+def _spec_name(name) -> str:
+    """Return the name of a response format's schema or of a function, or raise saying what a name is."""
     if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
         raise serializers.ValidationError({"name": "Required: 1 to 64 letters, digits, underscores or dashes."})
     return name
@@ -237,14 +240,13 @@ def _json_fault(value) -> str | None:
 
 
 MAX_TOOLS = 128  # OpenAI's own limit
-FUNCTION_NAME_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 TOOL_SCHEMA = {
     "type": "object", "required": ["type", "function"],
     "properties": {
         "type": {"type": "string", "enum": ["function"]},
         "function": {
             "type": "object", "required": ["name"],
-            "properties": {"name": FUNCTION_NAME_SCHEMA, "description": {"type": "string"},
+            "properties": {"name": NAME_SCHEMA, "description": {"type": "string"},
                            "parameters": {"type": "object", "description": "A JSON Schema of the arguments."},
                            "strict": {"type": "boolean", "nullable": True}},
         },
@@ -286,7 +288,7 @@ TOOL_CHOICES = ("none", "auto", "required")
     {"type": "string", "enum": list(TOOL_CHOICES)},
     {"type": "object", "required": ["type", "function"], "properties": {
         "type": {"type": "string", "enum": ["function"]},
-        "function": {"type": "object", "required": ["name"], "properties": {"name": FUNCTION_NAME_SCHEMA}}}},
+        "function": {"type": "object", "required": ["name"], "properties": {"name": NAME_SCHEMA}}}},
 ], "description": "none, auto, required, or one of `tools` by name; passed to every member's generation call."})
 class ToolChoiceField(serializers.Field):
     """`tool_choice`: a word, or `{"type": "function", "function": {"name": ...}}` (checked against `tools`
@@ -302,7 +304,7 @@ class ToolChoiceField(serializers.Field):
             raise serializers.ValidationError({"type": "Must be function."})
         if not isinstance(data.get("function"), dict):
             raise serializers.ValidationError({"function": "Required: an object naming the tool."})
-        name = _field("function", _function_name, data["function"].get("name"))
+        name = _field("function", _spec_name, data["function"].get("name"))
         return {"type": "function", "function": {"name": name}}
 
     def to_representation(self, value):
