@@ -107,6 +107,18 @@ def test_csv_has_one_row_per_candidate_with_the_request_columns_repeated():
     assert rows[0]["request_created_at"] == request.created_at.isoformat()
 
 
+def test_a_candidates_tool_calls_are_exported_as_json_in_both_formats():
+    request = record()
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 2}'}}]
+    Candidate.objects.filter(request=request, index=1).update(tool_calls=calls)
+
+    documents = jsonl(export("--format", "jsonl")[0])
+    rows = list(csv.DictReader(io.StringIO(export("--format", "csv")[0])))
+
+    assert [c["tool_calls"] for c in documents[0]["candidates"]] == [[], calls, []]
+    assert [json.loads(r["candidate_tool_calls"]) for r in rows] == [[], calls, []]
+
+
 def test_since_keeps_requests_created_from_that_moment_on():
     record(age=timedelta(days=10), prompt="old")
     recent = record(age=timedelta(days=1), prompt="recent")

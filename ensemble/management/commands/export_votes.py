@@ -35,6 +35,7 @@ REQUEST_COLUMNS = (
 CANDIDATE_COLUMNS = (
     "index", "model", "status", "error", "is_winner", "rank", "accepted_count", "preferred_count",
     "finish_reason", "latency_ms", "prompt_tokens", "completion_tokens", "total_tokens", "content",
+    "tool_calls",
 )
 BALLOT_COLUMNS = (
     "voter_index", "voter_model", "shown_order", "status", "error", "raw_text", "latency_ms",
@@ -179,9 +180,11 @@ def _candidate_fields(candidate: Candidate) -> dict:
 
 
 def _cell(value) -> str:
-    """Return a CSV cell: ISO datetimes, empty for None, everything else as str()."""
+    """Return a CSV cell: ISO datetimes, empty for None, lists and objects as JSON, everything else as str()."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, (list, dict)):
+        return orjson.dumps(value).decode()
     return str(value)
