@@ -26,9 +26,12 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 trio \
  && useradd --system --uid 10001 --gid trio --home-dir /app --no-create-home --shell /usr/sbin/nologin trio
 
-# Dependencies first, on their own layer: editing the code does not reinstall them.
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# Dependencies first, on their own layer: editing the code does not reinstall them. Only the
+# runtime part of requirements.txt: the test tools have no place in a server image.
+COPY requirements.txt docker/runtime_requirements.py ./
+RUN python runtime_requirements.py requirements.txt > runtime-requirements.txt \
+ && pip install -r runtime-requirements.txt \
+ && rm runtime_requirements.py runtime-requirements.txt
 
 # The code stays owned by root, so the server cannot rewrite it; only /app/data is writable.
 # collectstatic runs before TRIO_ENV=production is set: it needs no secret and no database.

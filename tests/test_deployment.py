@@ -250,10 +250,64 @@ def test_it_runs_as_a_non_root_user():
 def test_dependencies_are_installed_before_the_code_is_copied():
     """So that a code change reuses the cached dependency layer."""
     steps = [f"{name} {args}" for name, args in dockerfile_instructions()]
-    copy_requirements = steps.index("COPY requirements.txt .")
-    pip_install = next(i for i, step in enumerate(steps) if step.startswith("RUN pip install -r requirements.txt"))
+    copy_requirements = steps.index("COPY requirements.txt docker/runtime_requirements.py ./")
+    pip_install = next(i for i, step in enumerate(steps) if "pip install -r runtime-requirements.txt" in step)
     copy_code = steps.index("COPY . .")
     assert copy_requirements < pip_install < copy_code
+
+
+TEST_TOOLS = {"pytest", "pytest-django", "playwright", "schemathesis", "langchain-openai", "openai", "pyyaml"}
+
+
+def _distribution(requirement: str) -> str:
+    """Return the normalized distribution name of a `name==version` line (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[=<>!~\[; ]", requirement.strip(), maxsplit=1)[0]).lower()
+
+
+def _third_party_imports_of_the_served_code() -> set[str]:
+    """Return the distributions whose modules the code in the image imports (tests and bench aside)."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    files = [ROOT / "manage.py", *(ROOT / "ensemble").rglob("*.py"), *(ROOT / "trio_site").rglob("*.py"),
+             *(ROOT / "docker").glob("*.py")]
+    modules = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    modules -= set(sys.stdlib_module_names) | {"ensemble", "trio_site"}
+    owners = packages_distributions()
+    return {_distribution(owners[module][0]) for module in modules}
+
+
+def test_the_image_installs_what_the_server_imports_and_no_test_tool(tmp_path):
+    """Runs the Dockerfile's install step, with a stand-in for pip that keeps the file it was given."""
+    install = next(args for name, args in dockerfile_instructions() if name == "RUN" and "runtime-requirements" in args)
+    shutil.copy(ROOT / "requirements.txt", tmp_path)
+    shutil.copy(ROOT / "docker" / "runtime_requirements.py", tmp_path)
+    (tmp_path / "bin").mkdir()
+    pip = tmp_path / "bin" / "pip"
+    pip.write_text('#!/bin/sh\n[ "$1 $2" = "install -r" ] && cp "$3" installed.txt\n')
+    pip.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+    subprocess.run(["sh", "-c", install], cwd=tmp_path, env=env, check=True, timeout=30)
+
+    installed = {_distribution(line) for line in (tmp_path / "installed.txt").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")}
+    assert _third_party_imports_of_the_served_code() <= installed
+    assert not installed & TEST_TOOLS
+    assert {"gunicorn", "uvicorn-worker", "uvloop", "httptools", "psycopg"} <= installed  # run, not imported
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bin", "installed.txt", "requirements.txt"]
+
+
+def test_the_runtime_part_of_requirements_needs_its_heading():
+    result = subprocess.run([sys.executable, str(ROOT / "docker" / "runtime_requirements.py"), "/dev/stdin"],
+                            input="Django==5.2.19\npytest==9.2.0\n", capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "no '# Tests' heading" in result.stderr
 
 
 def test_static_files_are_collected_at_build_before_production_settings_apply():
