@@ -129,6 +129,23 @@ def ensemble_label(method: str, members: tuple[str, ...]) -> str:
     return f"{label[:LABEL_MAX_CHARS - 15]}…~{digest})"
 
 
+def ensemble_calls_max(ensemble: Ensemble) -> int:
+    """Return the most backend calls one request to `ensemble` can make, retries aside.
+
+    Counted: a generation call per backend member at every level of nesting (for `random`, only the
+    member drawn, so the costliest), plus what aggregation adds once two members have answered: a
+    ballot per member for acceptance voting, one call for the judge or the synthesizer. Each of
+    these calls carries its own copy of the conversation.
+    """
+    members = range(len(ensemble.members))
+    generation = [1 if ensemble.subensemble(p) is None else ensemble_calls_max(ensemble.subensemble(p))
+                  for p in members]
+    if ensemble.aggregation == aggregation.RANDOM:
+        return max(generation)
+    per_method = {aggregation.ACCEPTANCE_VOTING: len(members), aggregation.JUDGE: 1, aggregation.SYNTHESIZE: 1}
+    return sum(generation) + (per_method.get(ensemble.aggregation, 0) if len(members) > 1 else 0)
+
+
 async def ensemble_for(model: str | dict) -> Ensemble | None:
     """Return the ensemble that answers a request's `model`, or None for an unknown `trio:<name>`."""
     if isinstance(model, dict):

@@ -268,6 +268,12 @@ STORAGES = {
 # A completion body carries whole conversations; Django's 2.5 MB default is too small for long
 # chats, unbounded is an easy denial of service.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("TRIO_MAX_BODY_BYTES", 10 * 1024 * 1024, cast=int, minimum=1024)
+# Every backend call carries its own serialized copy of the conversation, so a request holds about
+# body size x backend calls in memory at once: a 9 MB body to a 52-call DSL ensemble took a worker's
+# peak from 97 to 475 MiB. The budget bounds that product. 256 MiB lets every named ensemble (at most
+# 9 members: 9 generations + 9 ballots) take a full 10 MiB body (180 MiB), the default trio uses 60;
+# only request-defined ensembles with more calls need a shorter conversation.
+TRIO_MAX_FANOUT_BYTES = env_number("TRIO_MAX_FANOUT_BYTES", 256 * 1024 * 1024, cast=int, minimum=1024)
 
 # --- HTTPS, cookies, CORS, API keys ------------------------------------------------------------
 # Clients reach Trio over HTTPS, directly or through a TLS-terminating proxy: on by default in

@@ -136,7 +136,8 @@ CHAT_ERRORS = {
     **COMMON_ERRORS,
     404: _error("No ensemble by that name (code model_not_found); for a pass-through name, the backend "
                 "has no such model either."),
-    413: _error("Body larger than TRIO_MAX_BODY_BYTES (code request_too_large)."),
+    413: _error("Body larger than TRIO_MAX_BODY_BYTES, or body size times the ensemble's backend calls over "
+                "TRIO_MAX_FANOUT_BYTES (param messages); code request_too_large."),
     415: _error("Content-Type is not application/json."),
     422: _error("A pass-through model's backend refused the request (code backend_refused)."),
     429: _error("A pass-through model's backend rate-limited the request (code rate_limit_exceeded), "

@@ -5,6 +5,7 @@ import time
 
 import orjson
 from adrf.views import APIView
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, RawPostDataException
 from django.utils.http import parse_header_parameters
@@ -12,7 +13,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 
 from .. import services
-from ..ensembles import PREFIX, Ensemble, ensemble_for, ensemble_named, ensembles_all
+from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
@@ -38,6 +39,7 @@ class ChatCompletionsView(APIView):
         if ensemble is None:
             names = ", ".join(e.name for e in await ensembles_all())
             raise ModelNotFound(f"There is no ensemble `{payload['model']}`. Ask for one of: {names}.", param="model")
+        _check_fanout(len(request.body), ensemble)
         n = payload.get("n", 1)
         work = services.completion_create(
             messages=payload["messages"], params=payload, ensemble=ensemble,
@@ -103,6 +105,20 @@ def parse_json_body(request) -> dict:
     if not isinstance(payload, dict):
         raise InvalidRequest("The JSON body must be an object.", code="invalid_json")
     return payload
+
+
+def _check_fanout(size: int, ensemble: Ensemble) -> None:
+    """Raise 413 if the body times the ensemble's backend calls is over TRIO_MAX_FANOUT_BYTES.
+
+    Each call carries its own copy of the conversation, so the product is about what the request
+    holds in memory at its peak; the body (messages, tools, system prompts) bounds a copy, cheaply.
+    """
+    calls, limit = ensemble_calls_max(ensemble), settings.TRIO_MAX_FANOUT_BYTES
+    if size * calls > limit:
+        raise BodyTooLarge(
+            f"This {size}-byte request would be sent to {calls} backend calls ({size * calls} bytes in all), over "
+            f"the {limit}-byte limit (TRIO_MAX_FANOUT_BYTES). Use an ensemble with fewer members, or a shorter "
+            f"conversation: at most {limit // calls} bytes with this one.", param="messages")
 
 
 # One instance for every request: a new DRF serializer deep-copies all its fields (and the
