@@ -191,6 +191,29 @@ def test_more_than_ten_thousand_messages_are_400(http):
     assert_still_answers(http)
 
 
+EMPTY_PART = {"type": "text", "text": ""}
+
+
+@pytest.mark.parametrize("messages, param", [
+    ([{"role": "user", "content": [EMPTY_PART] * 330_000}], "messages[0].content"),
+    ([USER, {"role": "user", "content": [EMPTY_PART] * 5_000}, {"role": "user", "content": [EMPTY_PART] * 5_001}],
+     "messages[2].content"),
+], ids=["in-one-message", "over-several"])
+def test_more_than_ten_thousand_content_parts_are_400_naming_the_message(http, messages, param):
+    error = assert_openai_error(http.post("/v1/chat/completions", json={"model": "trio", "messages": messages}),
+                                400, param=param)
+    assert "at most 10000 content parts" in error["message"]
+    assert CompletionRequest.objects.count() == 0
+    assert_still_answers(http)
+
+
+def test_ten_thousand_content_parts_are_answered(http):
+    messages = [{"role": "user", "content": [EMPTY_PART] * 5_000}, {"role": "user", "content": [EMPTY_PART] * 4_999},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    response = http.post("/v1/chat/completions", json={"model": "trio", "messages": messages})
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("raw, status", [
     (b'{"model": "trio:gpt-4o", "model": "trio", "messages": [{"role": "user", "content": "hi"}]}', 200),
     (b'{"model": "trio", "model": "trio:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}', 404),

@@ -16,6 +16,13 @@ from ..structured import JSON_FORMATS
 from ..tools import tool_calls_of
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
+MAX_MESSAGES = 10_000
+# Content parts in all the messages of a request. OpenAI documents no limit; each part costs
+# validation, storing and a copy in every backend call's body: 330 000 empty ones (an 8.6 MB body)
+# took 125 ms to validate and 690 ms of a worker's CPU in all with the three-model trio. Counted
+# before validation, so a refusal costs no more than parsing; 10 000 parts validate in 3 ms, and
+# 10 000 messages of one part as fast as 10 000 messages of text.
+MAX_CONTENT_PARTS = 10_000
 
 
 class StrictFloatField(serializers.FloatField):
@@ -53,7 +60,8 @@ TEXT_PART_SCHEMA = {
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": TEXT_PART_SCHEMA}],
-                      "description": "Text, or a list of text parts. Null only for assistant messages."})
+                      "description": f"Text, or a list of text parts ({MAX_CONTENT_PARTS} at most in all the "
+                                     f"messages). Null only for assistant messages."})
 class ContentField(serializers.Field):
     """A message's content: a string, or a list of `{"type": "text", "text": ...}` parts."""
 
@@ -136,6 +144,27 @@ class MessageSerializer(serializers.Serializer):
         if "tool_calls" in attrs and attrs["role"] != "assistant":
             raise serializers.ValidationError({"tool_calls": "Only assistant messages may have tool_calls."})
         return attrs
+
+
+class MessagesField(serializers.ListField):
+    """`messages`, whose content parts are counted before any message is validated."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list):
+            _count_parts(data)
+        return super().to_internal_value(data)
+
+
+def _count_parts(messages: list) -> None:
+    """Raise, naming the message where the count passes MAX_CONTENT_PARTS, if there are more parts."""
+    total = 0
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        total += len(content) if isinstance(content, list) else 0
+        if total > MAX_CONTENT_PARTS:
+            raise serializers.ValidationError({index: {"content": [
+                f"A request may have at most {MAX_CONTENT_PARTS} content parts in all its messages; "
+                f"join text parts into one string."]}})
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "maxItems": 4, "items": {"type": "string"}}]})
@@ -455,7 +484,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     """
 
     model = ModelField()
-    messages = serializers.ListField(child=MessageSerializer(), allow_empty=False, min_length=1, max_length=10_000)
+    messages = MessagesField(child=MessageSerializer(), allow_empty=False, min_length=1, max_length=MAX_MESSAGES)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
