@@ -68,3 +68,14 @@ def test_the_schema_is_public_json_and_documents_every_status_the_chat_answers_w
     assert set(paths) == {"/v1/chat/completions", "/v1/models", "/v1/models/{model}", "/health"}
     documented = set(paths["/v1/chat/completions"]["post"]["responses"])
     assert documented == {"200", "400", "401", "404", "405", "413", "415", "422", "429", "502", "504"}
+
+
+def test_every_optional_field_of_a_chat_request_is_nullable_as_the_api_accepts_null(http):
+    """Null means "not set" for every optional field (response_format, tools, tool_choice too), so
+    the schema must say so, or generated clients refuse to send it and schemathesis never tries it."""
+    request = http.get("/v1/openapi.json").json()["components"]["schemas"]["ChatCompletionRequest"]
+    optional = set(request["properties"]) - set(request["required"])
+    assert {"response_format", "tools", "tool_choice", "parallel_tool_calls"} <= optional
+    assert [name for name in sorted(optional) if not request["properties"][name].get("nullable")] == []
+    body = {"model": "trio", "messages": [{"role": "user", "content": "hi"}], **dict.fromkeys(optional)}
+    assert http.post("/v1/chat/completions", json=body).status_code == 200
