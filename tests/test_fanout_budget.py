@@ -12,10 +12,7 @@ from ensemble.ensembles import Ensemble, ensemble_calls_max, ensemble_default, e
 from ensemble.models import CompletionRequest
 
 from .test_bad_input import GOOD, assert_openai_error
-
-
-def members(*models):
-    return [{"model": m} for m in models]
+from .test_dsl import members
 
 
 def deepest_allowed() -> dict:
