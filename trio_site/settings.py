@@ -5,6 +5,7 @@ fail loudly (ImproperlyConfigured) on a value they cannot understand instead of 
 """
 import math
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -157,6 +158,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "corsheaders",
     "csp",  # for its system checks, which refuse the CSP_* settings of django-csp < 4 it would ignore
+    "axes",  # admin login lockouts (AXES_* below): its tables, admin pages and axes_reset commands
     "ensemble",
 ]
 
@@ -178,6 +180,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a login refused for a lockout into the 429 page. Native async. Not
+    # in API_MIDDLEWARE: API keys never go through Django's authenticate(), so nothing locks there.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # The JSON API (/v1/, /health, /metrics) is served with this shorter stack: no cookies, sessions
@@ -247,6 +252,33 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 # Where a login lands without a safe `next` (Django's default, /accounts/profile/, is no page here).
 LOGIN_REDIRECT_URL = "pages:vote-list"
+# Axes first: it refuses a locked-out login before any password is checked. The standalone backend
+# logs nobody in; ModelBackend still does.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A security review guessed admin passwords freely. After TRIO_LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one address, that pair is refused (429, admin/lockout.html) until
+# TRIO_LOGIN_COOLOFF_MINUTES pass without an attempt (each refused try starts the wait again,
+# axes's AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT). The pair, not the username alone: whoever
+# guesses an admin's name must not lock them out from everywhere. Attempts live in the database
+# (axes's default handler), which every worker shares; a login resets its pair's count.
+AXES_FAILURE_LIMIT = env_number("TRIO_LOGIN_FAILURE_LIMIT", 5, cast=int, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("TRIO_LOGIN_COOLOFF_MINUTES", 15.0, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+# The address is REMOTE_ADDR (axes's choice without django-ipware). The uvicorn workers already
+# put X-Forwarded-For's client there, for connections from FORWARDED_ALLOW_IPS only (gunicorn's
+# setting, loopback by default); reading the header again here would let any client pick an
+# address, and with it a fresh count.
+# Log lines name the address of a lockout but not the username, which may be a mistyped
+# password (the admin's Access attempts show it). Passwords are always masked.
+AXES_SENSITIVE_PARAMETERS = ["username"]
+# Not verbose: no "AXES: BEGIN" line on every start and every manage.py command's stderr (a command
+# whose output is piped must write nothing else), and no user agent in the lockout lines.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
