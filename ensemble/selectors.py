@@ -44,7 +44,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, Floor, Greatest, Ln
 from django.utils import timezone
 
-from . import ratings, voting
+from . import aggregation, ratings, voting
+from .db import releases_connection
 from .models import (
     Ballot, BallotMark, CallStatus, Candidate, CompletionRequest, ModelDayRollup, PairDayRollup, RequestStatus,
     RollupDay,
@@ -102,6 +103,40 @@ def _request_id(text: str) -> uuid.UUID | None:
         return uuid.UUID(text.lower().removeprefix("trio-"))
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    """A stored request as a conversation to continue: its messages then its answer, or why there are none."""
+
+    messages: list[dict] | None
+    unusable: str = ""
+
+
+@releases_connection
+def response_conversation(*, response_id: str, api_key_id: int | None) -> StoredConversation | None:
+    """Return the conversation of the top-level request `response_id` (`trio-<hex>`) made with the API key
+    `api_key_id` (None: without a stored key), its answer last; None when there is no such request."""
+    request_id = _request_id(response_id)
+    request = request_id and (CompletionRequest.objects.filter(pk=request_id, parent__isnull=True, api_key_id=api_key_id)
+                              .only("status", "messages", "aggregation_method").first())
+    if not request:
+        return None
+    if request.status not in DECIDED:
+        return StoredConversation(None, f"has no answer (it is {request.status})")
+    if any("content" not in message for message in request.messages):
+        return StoredConversation(None, "was stored without its text (TRIO_STORE_CONTENT=0)")
+    answered = list(request.candidates.filter(status=CallStatus.OK).order_by("index"))
+    if request.aggregation_method == aggregation.CONCAT:
+        return StoredConversation([*request.messages, {"role": "assistant", "content": aggregation.concat_reply(
+            [(c.model, answer_text(c.content, c.tool_calls)) for c in answered])}])
+    winner = next((c for c in answered if c.is_winner), None)
+    if winner is None:
+        return StoredConversation(None, "has no answer")
+    answer = {"role": "assistant", "content": winner.content}
+    if winner.tool_calls:
+        answer.update(content=winner.content or None, tool_calls=winner.tool_calls)
+    return StoredConversation([*request.messages, answer])
 
 
 def request_history_page(requests: QuerySet[CompletionRequest], start: int, end: int) -> QuerySet[CompletionRequest]:

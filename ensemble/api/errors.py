@@ -55,6 +55,11 @@ class ModelNotFound(OpenAIError):
     default_code = "model_not_found"
 
 
+class PreviousResponseNotFound(OpenAIError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "previous_response_not_found"
+
+
 class UnsupportedMediaType(OpenAIError):
     status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
     default_code = "unsupported_media_type"

@@ -1,4 +1,5 @@
-"""`stream: true`: the answer as server-sent events of `chat.completion.chunk` objects.
+"""`stream: true`: the answer as server-sent events of `chat.completion.chunk` objects (or, for
+/v1/responses, of the Responses API's events: `response_stream`).
 
 The answer only exists once the ensemble has decided, so a stream is:
 
@@ -19,7 +20,7 @@ cancelled too, and the service records the request as `cancelled`.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Awaitable
+from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 import orjson
 from django.conf import settings
@@ -27,17 +28,45 @@ from django.http import StreamingHttpResponse
 
 from .. import services
 from ..outcomes import CompletionOutcome
-from .errors import completion_failed, error_body
+from .errors import OpenAIError, completion_failed, error_body
 from .presenters import chat_completion_chunks
+from .response_presenters import failed_response_events, response_events
 
 KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
+
+Render = Callable[[CompletionOutcome], Iterable[bytes]]  # a decided outcome's events
+RenderFailure = Callable[[CompletionOutcome, OpenAIError], Iterable[bytes]]  # those of an outcome with no answer
 
 
 async def chat_completion_stream(
     work: Awaitable[CompletionOutcome], *, n: int = 1, include_usage: bool = False
 ) -> StreamingHttpResponse:
-    """Return the event-stream response for `work` (a completion); raise its error if it fails at once."""
+    """Return the chat.completion.chunk stream of `work` (a completion); raise its error if it fails at once."""
+    def answer(outcome: CompletionOutcome) -> list[bytes]:
+        return [*(_event(chunk) for chunk in chat_completion_chunks(outcome, n, include_usage=include_usage)), DONE]
+
+    def failure(outcome: CompletionOutcome, error: OpenAIError) -> list[bytes]:
+        return [_event(error_body(error.message, type=error.error_type, param=error.param, code=error.code)), DONE]
+
+    return await event_stream(work, answer=answer, failure=failure)
+
+
+async def response_stream(work: Awaitable[CompletionOutcome], *, echo: dict) -> StreamingHttpResponse:
+    """Return the Responses API event stream of `work`; raise its error if it fails at once."""
+    def answer(outcome: CompletionOutcome) -> list[bytes]:
+        return [_named_event(event) for event in response_events(outcome, echo)]
+
+    def failure(outcome: CompletionOutcome, error: OpenAIError) -> list[bytes]:
+        return [_named_event(event) for event in failed_response_events(outcome, error, echo)]
+
+    return await event_stream(work, answer=answer, failure=failure)
+
+
+async def event_stream(work: Awaitable[CompletionOutcome], *, answer: Render, failure: RenderFailure
+                       ) -> StreamingHttpResponse:
+    """Return the event-stream response for `work`, its events rendered by `answer` (or `failure` once
+    the stream has begun); raise the completion's error if it fails within the first keep-alive interval."""
     task = asyncio.ensure_future(work)
     try:
         await asyncio.wait({task}, timeout=settings.TRIO_STREAM_KEEPALIVE)
@@ -49,13 +78,13 @@ async def chat_completion_stream(
             task.result()
         except services.NoCandidates as exc:
             raise completion_failed(exc.outcome) from None
-    response = StreamingHttpResponse(_events(task, n, include_usage), content_type="text/event-stream")
+    response = StreamingHttpResponse(_events(task, answer, failure), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
     return response
 
 
-async def _events(task: asyncio.Future, n: int, include_usage: bool) -> AsyncIterator[bytes]:
+async def _events(task: asyncio.Future, answer: Render, failure: RenderFailure) -> AsyncIterator[bytes]:
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=settings.TRIO_STREAM_KEEPALIVE)
@@ -64,12 +93,11 @@ async def _events(task: asyncio.Future, n: int, include_usage: bool) -> AsyncIte
         try:
             outcome = task.result()
         except services.NoCandidates as exc:
-            error = completion_failed(exc.outcome)
-            yield _event(error_body(error.message, type=error.error_type, param=error.param, code=error.code))
+            events = failure(exc.outcome, completion_failed(exc.outcome))
         else:
-            for chunk in chat_completion_chunks(outcome, n, include_usage=include_usage):
-                yield _event(chunk)
-        yield DONE
+            events = answer(outcome)
+        for event in events:
+            yield event
     finally:
         # Reached when Django stops iterating because the client went away (and at the normal end).
         if not task.done():
@@ -78,3 +106,8 @@ async def _events(task: asyncio.Future, n: int, include_usage: bool) -> AsyncIte
 
 def _event(data: dict) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _named_event(data: dict) -> bytes:
+    """Return a Responses API event: its type on an `event:` line, as OpenAI sends them."""
+    return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Awaitable
 
 import orjson
 from adrf.views import APIView
@@ -11,16 +12,20 @@ from django.http import HttpResponse, RawPostDataException
 from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
+from rest_framework.serializers import Serializer
 
 from .. import services
 from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
+from .response_presenters import response_body, response_echo
+from .responses import RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, previous_conversation
+from .responses_schema import RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
 from .serializers import ChatCompletionRequestSerializer, first_error
-from .streaming import chat_completion_stream
+from .streaming import chat_completion_stream, response_stream
 
 # Server start, reported as the `created` time of the models we serve.
 STARTED_AT = int(time.time())
@@ -34,11 +39,8 @@ class ChatCompletionsView(APIView):
     @extend_schema(operation_id="createChatCompletion", request=ChatCompletionRequestSerializer,
                    examples=CHAT_EXAMPLES, responses={**CHAT_OK, **CHAT_ERRORS})
     async def post(self, request):
-        payload = _validated(parse_json_body(request))
-        ensemble = await ensemble_for(payload["model"])
-        if ensemble is None:
-            names = ", ".join(e.name for e in await ensembles_all())
-            raise ModelNotFound(f"There is no ensemble `{payload['model']}`. Ask for one of: {names}.", param="model")
+        payload = _validated(parse_json_body(request), CHAT_REQUEST)
+        ensemble = await _ensemble(payload["model"])
         _check_fanout(len(request.body), ensemble)
         n = payload.get("n", 1)
         work = services.completion_create(
@@ -48,18 +50,56 @@ class ChatCompletionsView(APIView):
         if payload.get("stream"):
             include_usage = payload.get("stream_options", {}).get("include_usage", False)
             return await chat_completion_stream(work, n=n, include_usage=include_usage)
-        try:
-            outcome = await work
-        except services.NoCandidates as exc:
-            raise completion_failed(exc.outcome) from None
-        return completion_response(outcome, n)
+        outcome = await _answered(work)
+        return answer_response(chat_completion_body(outcome, n), outcome)
 
 
-def completion_response(outcome: CompletionOutcome, n: int = 1) -> HttpResponse:
+async def _answered(work: Awaitable[CompletionOutcome]) -> CompletionOutcome:
+    """Return the outcome of `work` (a completion), or raise the HTTP error of one that has no answer."""
+    try:
+        return await work
+    except services.NoCandidates as exc:
+        raise completion_failed(exc.outcome) from None
+
+
+def answer_response(body: dict, outcome: CompletionOutcome) -> HttpResponse:
     """Return the JSON answer with the X-Trio-Details header."""
-    response = json_response(chat_completion_body(outcome, n))
+    response = json_response(body)
     response["X-Trio-Details"] = details_header(outcome)
     return response
+
+
+class ResponsesView(APIView):
+    """OpenAI's Responses API over the same ensembles: see ensemble/api/responses.py for the translation."""
+
+    @extend_schema(operation_id="createResponse", request=ResponseRequestSerializer,
+                   examples=RESPONSE_EXAMPLES, responses={**RESPONSE_OK, **RESPONSE_ERRORS})
+    async def post(self, request):
+        payload = _validated(parse_json_body(request), RESPONSE_REQUEST)
+        ensemble = await _ensemble(payload["model"])
+        _check_fanout(len(request.body), ensemble)
+        api_key_id = request.auth.pk if request.auth else None  # set by ApiKeyAuthentication
+        previous = None
+        if "previous_response_id" in payload:  # the only read before the answer, and only when asked for
+            previous = await previous_conversation(payload["previous_response_id"], api_key_id=api_key_id)
+        messages, params = chat_request(payload, previous)
+        if previous is not None:  # the stored conversation goes out with every call too
+            _check_fanout(len(request.body) + len(orjson.dumps(messages)), ensemble)
+        work = services.completion_create(messages=messages, params=params, ensemble=ensemble, api_key_id=api_key_id)
+        echo = response_echo(payload)
+        if payload.get("stream"):
+            return await response_stream(work, echo=echo)
+        outcome = await _answered(work)
+        return answer_response(response_body(outcome, echo), outcome)
+
+
+async def _ensemble(model: str | dict) -> Ensemble:
+    """Return the ensemble that answers `model`, or raise 404 listing the named ones."""
+    ensemble = await ensemble_for(model)
+    if ensemble is None:
+        names = ", ".join(e.name for e in await ensembles_all())
+        raise ModelNotFound(f"There is no ensemble `{model}`. Ask for one of: {names}.", param="model")
+    return ensemble
 
 
 class ModelsView(APIView):
@@ -127,9 +167,10 @@ def _check_fanout(size: int, ensemble: Ensemble) -> None:
 CHAT_REQUEST = ChatCompletionRequestSerializer()
 
 
-def _validated(payload: dict) -> dict:
+def _validated(payload: dict, serializer: Serializer) -> dict:
+    """Return the body as `serializer` validates it, or raise the 400 that names the param at fault."""
     try:
-        return CHAT_REQUEST.run_validation(payload)
+        return serializer.run_validation(payload)
     except ValidationError as exc:
         param, message = first_error(exc.detail)
         raise InvalidRequest(f"Invalid value for '{param}': {message}", param=param) from None

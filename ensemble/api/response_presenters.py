@@ -1,0 +1,133 @@
+"""Shape a `CompletionOutcome` as an OpenAI Responses API `response` object and its stream events.
+
+The answer is the winner's reply (or a pass-through model's own): a `message` item with one
+`output_text` part when it has text, then a `function_call` item per tool call. The request's
+settings are echoed as OpenAI does (`response_echo`); the voting details travel under `trio`.
+"""
+from __future__ import annotations
+
+from ..aggregation import PASSTHROUGH
+from ..outcomes import CompletionOutcome, Reply
+from .errors import OpenAIError
+from .presenters import details, text_pieces
+
+# A backend's finish_reason that cut the answer short, as the Responses API names the cause.
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def response_echo(payload: dict) -> dict:
+    """Return the settings of a validated request that a `response` object repeats."""
+    return {
+        "instructions": payload.get("instructions") or None,
+        "max_output_tokens": payload.get("max_output_tokens"),
+        "metadata": payload.get("metadata", {}),
+        "parallel_tool_calls": payload.get("parallel_tool_calls", True),
+        "previous_response_id": payload.get("previous_response_id"),
+        "store": payload.get("store", True),
+        "temperature": payload.get("temperature"),
+        "text": payload.get("text", {"format": {"type": "text"}}),
+        "tool_choice": payload.get("tool_choice", "auto"),
+        "tools": payload.get("tools", []),
+        "top_p": payload.get("top_p"),
+        "truncation": "disabled",
+        "background": False,
+        "user": payload.get("user"),
+    }
+
+
+def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
+    """Return the `response` object of a decided outcome, with the voting details under `trio`."""
+    reply = outcome.replies(1)[0]
+    cut = INCOMPLETE_REASONS.get(reply.finish_reason)
+    created_at = int(outcome.created_at.timestamp())
+    body = {
+        **_envelope(outcome, echo),
+        "status": "incomplete" if cut else "completed",
+        "completed_at": created_at + outcome.latency_ms // 1000,
+        "incomplete_details": {"reason": cut} if cut else None,
+        "output": _output(outcome, reply, "incomplete" if cut else "completed"),
+        "usage": {
+            "input_tokens": reply.usage.prompt_tokens, "output_tokens": reply.usage.completion_tokens,
+            "total_tokens": reply.usage.total_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+    if outcome.ensemble.aggregation != PASSTHROUGH:
+        body["trio"] = details(outcome)
+    return body
+
+
+def failed_response_body(outcome: CompletionOutcome, error: OpenAIError, echo: dict) -> dict:
+    """Return the `response` object of an outcome no member answered, its error that of the HTTP answer."""
+    return {**_envelope(outcome, echo), "status": "failed", "error": {"code": error.code, "message": error.message}}
+
+
+def _envelope(outcome: CompletionOutcome, echo: dict) -> dict:
+    """Return the `response` object as it is before any output: in progress."""
+    return {
+        "id": outcome.public_id, "object": "response", "created_at": int(outcome.created_at.timestamp()),
+        "status": "in_progress", "completed_at": None, "error": None, "incomplete_details": None,
+        "model": outcome.ensemble.name, "output": [], "usage": None, **echo,
+    }
+
+
+def _output(outcome: CompletionOutcome, reply: Reply, status: str) -> list[dict]:
+    items = []
+    if reply.content or not reply.tool_calls:
+        items.append({"type": "message", "id": f"msg_{outcome.id.hex}", "status": status, "role": "assistant",
+                      "content": [{"type": "output_text", "text": reply.content, "annotations": [], "logprobs": []}]})
+    items += [{"type": "function_call", "id": f"fc_{outcome.id.hex}_{position}", "call_id": call["id"],
+               "name": call["function"]["name"], "arguments": call["function"]["arguments"], "status": "completed"}
+              for position, call in enumerate(reply.tool_calls)]
+    return items
+
+
+def response_events(outcome: CompletionOutcome, echo: dict) -> list[dict]:
+    """Return the stream events of a decided outcome, in OpenAI's order, numbered: the response created
+    and in progress, each output item added, its text or arguments in pieces, done; the response done."""
+    final = response_body(outcome, echo)
+    started = _envelope(outcome, echo)
+    events = [{"type": "response.created", "response": started},
+              {"type": "response.in_progress", "response": started}]
+    for index, item in enumerate(final["output"]):
+        events += _item_events(index, item)
+    events.append({"type": f"response.{final['status']}", "response": final})
+    return _numbered(events)
+
+
+def failed_response_events(outcome: CompletionOutcome, error: OpenAIError, echo: dict) -> list[dict]:
+    """Return the stream events of an outcome no member answered: created, in progress, failed."""
+    started = _envelope(outcome, echo)
+    return _numbered([{"type": "response.created", "response": started},
+                      {"type": "response.in_progress", "response": started},
+                      {"type": "response.failed", "response": failed_response_body(outcome, error, echo)}])
+
+
+def _item_events(index: int, item: dict) -> list[dict]:
+    where = {"output_index": index, "item_id": item["id"]}
+    if item["type"] == "function_call":
+        arguments = item["arguments"]
+        return [
+            {"type": "response.output_item.added", "output_index": index,
+             "item": {**item, "arguments": "", "status": "in_progress"}},
+            *({"type": "response.function_call_arguments.delta", **where, "delta": piece}
+              for piece in text_pieces(arguments)),
+            {"type": "response.function_call_arguments.done", **where, "name": item["name"], "arguments": arguments},
+            {"type": "response.output_item.done", "output_index": index, "item": item},
+        ]
+    part = item["content"][0]
+    text, at = part["text"], {**where, "content_index": 0}
+    return [
+        {"type": "response.output_item.added", "output_index": index,
+         "item": {**item, "status": "in_progress", "content": []}},
+        {"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
+        *({"type": "response.output_text.delta", **at, "delta": piece, "logprobs": []} for piece in text_pieces(text)),
+        {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **at, "part": part},
+        {"type": "response.output_item.done", "output_index": index, "item": item},
+    ]
+
+
+def _numbered(events: list[dict]) -> list[dict]:
+    return [{**event, "sequence_number": number} for number, event in enumerate(events)]
