@@ -45,6 +45,7 @@ from django.db.models.functions import Cast, Floor, Greatest, Ln
 from django.utils import timezone
 
 from . import aggregation, ratings, voting
+from .backend import Usage
 from .db import releases_connection
 from .models import (
     Ballot, BallotMark, CallStatus, Candidate, CompletionRequest, ModelDayRollup, PairDayRollup, RequestStatus,
@@ -106,37 +107,43 @@ def _request_id(text: str) -> uuid.UUID | None:
 
 
 @dataclass(frozen=True)
-class StoredConversation:
-    """A stored request as a conversation to continue: its messages then its answer, or why there are none."""
+class StoredResponse:
+    """A stored top-level request as the Responses API sees it: the request and the answer it gave."""
 
-    messages: list[dict] | None
-    unusable: str = ""
+    request: CompletionRequest
+    answer: dict | None = None  # the assistant message (text, tool calls); None when it has none
+    finish_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
 
 
 @releases_connection
-def response_conversation(*, response_id: str, api_key_id: int | None) -> StoredConversation | None:
-    """Return the conversation of the top-level request `response_id` (`trio-<hex>`) made with the API key
-    `api_key_id` (None: without a stored key), its answer last; None when there is no such request."""
+def stored_response(*, response_id: str, api_key_id: int | None) -> StoredResponse | None:
+    """Return the top-level request `response_id` (`trio-<hex>`) made with the API key `api_key_id` (None:
+    without a stored key) and its answer: the winner's, or `concat`'s joined one; None when there is no
+    such request (two queries)."""
     request_id = _request_id(response_id)
-    request = request_id and (CompletionRequest.objects.filter(pk=request_id, parent__isnull=True, api_key_id=api_key_id)
-                              .only("status", "messages", "aggregation_method").first())
+    request = request_id and CompletionRequest.objects.filter(
+        pk=request_id, parent__isnull=True, api_key_id=api_key_id).first()
     if not request:
         return None
     if request.status not in DECIDED:
-        return StoredConversation(None, f"has no answer (it is {request.status})")
-    if any("content" not in message for message in request.messages):
-        return StoredConversation(None, "was stored without its text (TRIO_STORE_CONTENT=0)")
+        return StoredResponse(request)
     answered = list(request.candidates.filter(status=CallStatus.OK).order_by("index"))
     if request.aggregation_method == aggregation.CONCAT:
-        return StoredConversation([*request.messages, {"role": "assistant", "content": aggregation.concat_reply(
-            [(c.model, answer_text(c.content, c.tool_calls)) for c in answered])}])
+        text = aggregation.concat_reply([(c.model, answer_text(c.content, c.tool_calls)) for c in answered])
+        usage = reduce(Usage.__add__, (_usage(c) for c in answered), Usage())
+        return StoredResponse(request, {"role": "assistant", "content": text}, "stop", usage)
     winner = next((c for c in answered if c.is_winner), None)
     if winner is None:
-        return StoredConversation(None, "has no answer")
+        return StoredResponse(request)
     answer = {"role": "assistant", "content": winner.content}
     if winner.tool_calls:
         answer.update(content=winner.content or None, tool_calls=winner.tool_calls)
-    return StoredConversation([*request.messages, answer])
+    return StoredResponse(request, answer, winner.finish_reason or "stop", _usage(winner))
+
+
+def _usage(candidate: Candidate) -> Usage:
+    return Usage(candidate.prompt_tokens, candidate.completion_tokens, candidate.total_tokens)
 
 
 def request_history_page(requests: QuerySet[CompletionRequest], start: int, end: int) -> QuerySet[CompletionRequest]:

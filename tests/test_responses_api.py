@@ -321,3 +321,35 @@ def test_langchain_with_the_responses_api_gets_the_answer(trio):
     assert message.text.startswith("[alpha quality=0.90]")
     assert message.id == CompletionRequest.objects.get().public_id  # LangChain keeps the response id
     assert CompletionRequest.objects.get().messages == [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_a_stored_response_can_be_retrieved_as_it_was_answered(sdk):
+    created = sdk.responses.create(model="trio", input="What is the weather in Paris?", tools=[WEATHER],
+                                   tool_choice="required", temperature=0.5, max_output_tokens=300)
+
+    retrieved = sdk.responses.retrieve(created.id)
+
+    assert retrieved.model_dump(include={"id", "status", "model", "output", "usage", "tool_choice", "temperature",
+                                         "max_output_tokens"}) == created.model_dump(
+        include={"id", "status", "model", "output", "usage", "tool_choice", "temperature", "max_output_tokens"})
+    assert retrieved.tools[0].model_dump(exclude_none=True) == WEATHER
+
+
+def test_a_retrieved_failure_says_so_and_another_keys_response_is_not_found(sdk, trio, trio_settings):
+    trio_settings.TRIO_MODELS = ["alpha@status=500"]
+    with pytest.raises(openai.APIStatusError):
+        sdk.responses.create(model="trio", input="Hi")
+    failed = CompletionRequest.objects.get()
+
+    retrieved = sdk.responses.retrieve(failed.public_id)
+
+    assert retrieved.status == "failed" and "HTTP 500" in retrieved.error.message and retrieved.output == []
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve("not-an-id")
+    _, key = api_key_create(name="someone")
+    try:
+        with pytest.raises(openai.NotFoundError) as caught:
+            openai.OpenAI(base_url=f"{trio}/v1", api_key=key, max_retries=0).responses.retrieve(failed.public_id)
+    finally:
+        keys_required.clear()
+    assert caught.value.body["code"] == "response_not_found"

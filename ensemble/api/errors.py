@@ -55,9 +55,9 @@ class ModelNotFound(OpenAIError):
     default_code = "model_not_found"
 
 
-class PreviousResponseNotFound(OpenAIError):
+class ResponseNotFound(OpenAIError):
     status_code = status.HTTP_404_NOT_FOUND
-    default_code = "previous_response_not_found"
+    default_code = "response_not_found"
 
 
 class UnsupportedMediaType(OpenAIError):

@@ -6,10 +6,15 @@ settings are echoed as OpenAI does (`response_echo`); the voting details travel 
 """
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from ..aggregation import PASSTHROUGH
 from ..outcomes import CompletionOutcome, Reply
+from ..selectors import StoredResponse
 from .errors import OpenAIError
 from .presenters import details, text_pieces
+from .responses import responses_settings
 
 # A backend's finish_reason that cut the answer short, as the Responses API names the cause.
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -37,15 +42,34 @@ def response_echo(payload: dict) -> dict:
 
 def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
     """Return the `response` object of a decided outcome, with the voting details under `trio`."""
-    reply = outcome.replies(1)[0]
+    body = {**_started(outcome, echo), **_answered(outcome.id, outcome.replies(1)[0])}
+    body["completed_at"] = body["created_at"] + outcome.latency_ms // 1000
+    if outcome.ensemble.aggregation != PASSTHROUGH:
+        body["trio"] = details(outcome)
+    return body
+
+
+def stored_response_body(stored: StoredResponse) -> dict:
+    """Return the `response` object of a stored request, as far as its row tells: its settings are read
+    back from the parameters it forwarded, and the voting details are left to the vote pages."""
+    request = stored.request
+    body = _envelope(request.id, request.created_at, request.ensemble, response_echo(responses_settings(request.params)))
+    body["completed_at"] = body["created_at"] + request.latency_ms // 1000
+    if stored.answer is not None:
+        reply = Reply(stored.answer["content"] or "", stored.finish_reason, stored.usage,
+                      stored.answer.get("tool_calls", []))
+        return {**body, **_answered(request.id, reply)}
+    status = "cancelled" if request.status == "cancelled" else "failed"
+    return {**body, "status": status, "error": {"code": "backend_error", "message": request.error}}
+
+
+def _answered(request_id: uuid.UUID, reply: Reply) -> dict:
+    """Return the fields of a `response` object that its answer sets: status, output, usage."""
     cut = INCOMPLETE_REASONS.get(reply.finish_reason)
-    created_at = int(outcome.created_at.timestamp())
-    body = {
-        **_envelope(outcome, echo),
+    return {
         "status": "incomplete" if cut else "completed",
-        "completed_at": created_at + outcome.latency_ms // 1000,
         "incomplete_details": {"reason": cut} if cut else None,
-        "output": _output(outcome, reply, "incomplete" if cut else "completed"),
+        "output": _output(request_id, reply, "incomplete" if cut else "completed"),
         "usage": {
             "input_tokens": reply.usage.prompt_tokens, "output_tokens": reply.usage.completion_tokens,
             "total_tokens": reply.usage.total_tokens,
@@ -53,31 +77,32 @@ def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
             "output_tokens_details": {"reasoning_tokens": 0},
         },
     }
-    if outcome.ensemble.aggregation != PASSTHROUGH:
-        body["trio"] = details(outcome)
-    return body
 
 
 def failed_response_body(outcome: CompletionOutcome, error: OpenAIError, echo: dict) -> dict:
     """Return the `response` object of an outcome no member answered, its error that of the HTTP answer."""
-    return {**_envelope(outcome, echo), "status": "failed", "error": {"code": error.code, "message": error.message}}
+    return {**_started(outcome, echo), "status": "failed", "error": {"code": error.code, "message": error.message}}
 
 
-def _envelope(outcome: CompletionOutcome, echo: dict) -> dict:
+def _started(outcome: CompletionOutcome, echo: dict) -> dict:
+    return _envelope(outcome.id, outcome.created_at, outcome.ensemble.name, echo)
+
+
+def _envelope(request_id: uuid.UUID, created_at: datetime, model: str, echo: dict) -> dict:
     """Return the `response` object as it is before any output: in progress."""
     return {
-        "id": outcome.public_id, "object": "response", "created_at": int(outcome.created_at.timestamp()),
+        "id": f"trio-{request_id.hex}", "object": "response", "created_at": int(created_at.timestamp()),
         "status": "in_progress", "completed_at": None, "error": None, "incomplete_details": None,
-        "model": outcome.ensemble.name, "output": [], "usage": None, **echo,
+        "model": model, "output": [], "usage": None, **echo,
     }
 
 
-def _output(outcome: CompletionOutcome, reply: Reply, status: str) -> list[dict]:
+def _output(request_id: uuid.UUID, reply: Reply, status: str) -> list[dict]:
     items = []
     if reply.content or not reply.tool_calls:
-        items.append({"type": "message", "id": f"msg_{outcome.id.hex}", "status": status, "role": "assistant",
+        items.append({"type": "message", "id": f"msg_{request_id.hex}", "status": status, "role": "assistant",
                       "content": [{"type": "output_text", "text": reply.content, "annotations": [], "logprobs": []}]})
-    items += [{"type": "function_call", "id": f"fc_{outcome.id.hex}_{position}", "call_id": call["id"],
+    items += [{"type": "function_call", "id": f"fc_{request_id.hex}_{position}", "call_id": call["id"],
                "name": call["function"]["name"], "arguments": call["function"]["arguments"], "status": "completed"}
               for position, call in enumerate(reply.tool_calls)]
     return items
@@ -87,7 +112,7 @@ def response_events(outcome: CompletionOutcome, echo: dict) -> list[dict]:
     """Return the stream events of a decided outcome, in OpenAI's order, numbered: the response created
     and in progress, each output item added, its text or arguments in pieces, done; the response done."""
     final = response_body(outcome, echo)
-    started = _envelope(outcome, echo)
+    started = _started(outcome, echo)
     events = [{"type": "response.created", "response": started},
               {"type": "response.in_progress", "response": started}]
     for index, item in enumerate(final["output"]):
@@ -98,7 +123,7 @@ def response_events(outcome: CompletionOutcome, echo: dict) -> list[dict]:
 
 def failed_response_events(outcome: CompletionOutcome, error: OpenAIError, echo: dict) -> list[dict]:
     """Return the stream events of an outcome no member answered: created, in progress, failed."""
-    started = _envelope(outcome, echo)
+    started = _started(outcome, echo)
     return _numbered([{"type": "response.created", "response": started},
                       {"type": "response.in_progress", "response": started},
                       {"type": "response.failed", "response": failed_response_body(outcome, error, echo)}])

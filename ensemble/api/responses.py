@@ -23,7 +23,7 @@ from rest_framework import serializers
 
 from .. import selectors
 from ..structured import JSON_FORMATS
-from .errors import InvalidRequest, PreviousResponseNotFound
+from .errors import InvalidRequest, ResponseNotFound
 from .serializers import (
     MAX_TOOLS, NAME_SCHEMA, TOOL_CHOICES, ModelField, StrictBooleanField, StrictCharField, StrictFloatField,
     StrictIntegerField, _field, _json_fault, _named_spec, _spec_name,
@@ -332,14 +332,43 @@ def chat_request(payload: dict, previous: list[dict] | None = None) -> tuple[lis
     return [*previous, *payload["input"]], params
 
 
+def responses_settings(params: dict) -> dict:
+    """Return the Responses settings that a stored request's chat parameters stand for: `chat_request`'s
+    parameters read back."""
+    settings = {key: params[key] for key in ("temperature", "top_p", "parallel_tool_calls") if key in params}
+    if "max_tokens" in params:
+        settings["max_output_tokens"] = params["max_tokens"]
+    settings["tools"] = [{"type": "function", **tool["function"]} for tool in params.get("tools", ())]
+    choice = params.get("tool_choice")
+    if choice is not None:
+        settings["tool_choice"] = choice if isinstance(choice, str) else {"type": "function", **choice["function"]}
+    response_format = params.get("response_format")
+    if response_format is not None:
+        settings["text"] = {"format": {"type": response_format["type"], **response_format.get("json_schema", {})}}
+    return settings
+
+
 async def previous_conversation(response_id: str, *, api_key_id: int | None) -> list[dict]:
     """Return the conversation a stored response continues (its messages, then its answer), or raise
     404 for an id that is not this API key's response, 400 for one that has no answer to continue."""
-    stored = await sync_to_async(selectors.response_conversation)(response_id=response_id, api_key_id=api_key_id)
+    stored = await stored_response(response_id, api_key_id=api_key_id, param="previous_response_id")
+    messages = stored.request.messages
+    if stored.answer is None:
+        why = f"has no answer (it is {stored.request.status})"
+    elif any("content" not in message for message in messages):
+        why = "was stored without its text (TRIO_STORE_CONTENT=0)"
+    else:
+        return [*messages, stored.answer]
+    raise InvalidRequest(f"The response {response_id} {why}, so it cannot be continued.",
+                         param="previous_response_id")
+
+
+async def stored_response(response_id: str, *, api_key_id: int | None,
+                          param: str | None = None) -> selectors.StoredResponse:
+    """Return the stored response `response_id` of this API key, or raise 404 (naming `param` when a
+    request field gave the id)."""
+    stored = await sync_to_async(selectors.stored_response)(response_id=response_id, api_key_id=api_key_id)
     if stored is None:
-        raise PreviousResponseNotFound(f"Previous response with id '{response_id}' not found.",
-                                       param="previous_response_id")
-    if stored.messages is None:
-        raise InvalidRequest(f"The response {response_id} {stored.unusable}, so it cannot be continued.",
-                             param="previous_response_id")
-    return stored.messages
+        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param=param,
+                               code=f"{param.removesuffix('_id')}_not_found" if param else None)
+    return stored

@@ -8,7 +8,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
-from .schema import CHAT_ERRORS, TrioDetailsSerializer, _error
+from .schema import CHAT_ERRORS, COMMON_ERRORS, TrioDetailsSerializer, _error
 
 
 class OutputTextSerializer(serializers.Serializer):
@@ -57,12 +57,13 @@ class ResponseSerializer(serializers.Serializer):
     object = serializers.ChoiceField(choices=["response"])
     created_at = serializers.IntegerField()
     completed_at = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["completed", "incomplete"])
+    status = serializers.ChoiceField(choices=["completed", "incomplete", "failed", "cancelled"],
+                                     help_text="failed and cancelled only for a stored request read back.")
     error = serializers.DictField(allow_null=True)
     incomplete_details = IncompleteDetailsSerializer(allow_null=True)
     model = serializers.CharField()
     output = OutputItemSerializer(many=True)
-    usage = ResponseUsageSerializer(help_text="The winning answer's usage.")
+    usage = ResponseUsageSerializer(allow_null=True, help_text="The winning answer's usage; null without one.")
     instructions = serializers.CharField(allow_null=True)
     max_output_tokens = serializers.IntegerField(allow_null=True)
     metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
@@ -77,7 +78,8 @@ class ResponseSerializer(serializers.Serializer):
     truncation = serializers.ChoiceField(choices=["disabled"])
     background = serializers.BooleanField()
     user = serializers.CharField(allow_null=True, allow_blank=True)
-    trio = TrioDetailsSerializer(required=False, help_text="Absent when a backend model was passed through.")
+    trio = TrioDetailsSerializer(required=False, help_text="Absent when a backend model was passed through, and "
+                                                           "from a stored response read back (see /votes/<id>/).")
 
 
 RESPONSE_OK = {
@@ -97,6 +99,10 @@ RESPONSE_ERRORS = {
                 "tools, background mode); `param` names it. Also a previous_response_id whose request has no answer."),
     404: _error("No ensemble by that name (code model_not_found), or no stored response by previous_response_id for "
                 "this API key (code previous_response_not_found)."),
+}
+STORED_RESPONSE_ERRORS = {
+    **COMMON_ERRORS,
+    404: _error("No stored response by that id for this API key (code response_not_found)."),
 }
 RESPONSE_EXAMPLES = [OpenApiExample(
     "Ask the trio", request_only=True,

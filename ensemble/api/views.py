@@ -19,9 +19,11 @@ from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ense
 from ..outcomes import CompletionOutcome
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
-from .response_presenters import response_body, response_echo
-from .responses import RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, previous_conversation
-from .responses_schema import RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK
+from .response_presenters import response_body, response_echo, stored_response_body
+from .responses import (RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, previous_conversation,
+                        stored_response)
+from .responses_schema import (RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK, STORED_RESPONSE_ERRORS,
+                               ResponseSerializer)
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
 from .serializers import ChatCompletionRequestSerializer, first_error
@@ -91,6 +93,13 @@ class ResponsesView(APIView):
             return await response_stream(work, echo=echo)
         outcome = await _answered(work)
         return answer_response(response_body(outcome, echo), outcome)
+
+
+class ResponseView(APIView):
+    @extend_schema(operation_id="retrieveResponse", responses={200: ResponseSerializer, **STORED_RESPONSE_ERRORS})
+    async def get(self, request, response_id: str):
+        api_key_id = request.auth.pk if request.auth else None  # another key's responses are not found
+        return json_response(stored_response_body(await stored_response(response_id, api_key_id=api_key_id)))
 
 
 async def _ensemble(model: str | dict) -> Ensemble:
