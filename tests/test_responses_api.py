@@ -125,6 +125,29 @@ def test_a_failed_previous_response_cannot_be_continued(sdk, trio_settings, back
     assert caught.value.body["param"] == "previous_response_id" and "failed" in caught.value.body["message"]
 
 
+def test_a_chat_completion_can_be_continued_too(sdk, backend):
+    completion = sdk.chat.completions.create(model="trio", messages=[{"role": "user", "content": "Name a prime."}])
+    backend.reset()
+
+    sdk.responses.create(model="trio", previous_response_id=completion.id, input="And another one?")
+
+    assert generations(backend)[0].body["messages"] == [
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": completion.choices[0].message.content},
+        {"role": "user", "content": "And another one?"}]
+
+
+def test_a_response_stored_without_its_text_cannot_be_continued(sdk, trio_settings, backend):
+    trio_settings.TRIO_STORE_CONTENT = False
+    first = sdk.responses.create(model="trio", input="Name a prime.")
+    backend.reset()
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.responses.create(model="trio", previous_response_id=first.id, input="And another one?")
+
+    assert "TRIO_STORE_CONTENT" in caught.value.body["message"] and not backend.calls
+
+
 def test_a_key_cannot_continue_another_keys_response(trio, backend):
     _, mine = api_key_create(name="mine")
     _, theirs = api_key_create(name="theirs")
@@ -276,6 +299,7 @@ def test_a_small_max_output_tokens_makes_the_response_incomplete(sdk, backend):
      "tool_choice.name"),
     ({"model": "trio", "input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
     ({"model": "trio", "input": "Hi", "background": True}, "background"),
+    ({"model": "trio", "input": "Hi", "conversation": "conv_123"}, "conversation"),
     ({"model": "trio", "input": "Hi\x00"}, "input"),
 ])
 def test_bad_input_is_a_400_naming_the_param_and_nothing_is_stored_or_asked(http, backend, body, param):

@@ -283,6 +283,10 @@ class ResponseRequestSerializer(serializers.Serializer):
                                 help_text="Answer with server-sent events (text/event-stream).")
     store = StrictBooleanField(required=False, allow_null=True, help_text="Ignored: Trio stores every request.")
     background = StrictBooleanField(required=False, allow_null=True, help_text="Only false: no background mode.")
+    conversation = serializers.JSONField(required=False, allow_null=True,
+                                         help_text="Only null: Trio has no conversation objects (previous_response_id "
+                                                   "continues a conversation).")
+    prompt = serializers.JSONField(required=False, allow_null=True, help_text="Only null: no stored prompt templates.")
     metadata = MetadataField(required=False, allow_null=True)
     user = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=256,
                            help_text="Ignored.")
@@ -291,6 +295,9 @@ class ResponseRequestSerializer(serializers.Serializer):
         attrs = {key: value for key, value in attrs.items() if value is not None}
         if attrs.get("background"):
             raise serializers.ValidationError({"background": "Background mode is not supported."})
+        for unsupported in ("conversation", "prompt"):
+            if unsupported in attrs:
+                raise serializers.ValidationError({unsupported: "Not supported by Trio; leave it out."})
         names = {tool["name"] for tool in attrs.get("tools", ())}
         choice = attrs.get("tool_choice")
         if isinstance(choice, dict) and choice["name"] not in names:
