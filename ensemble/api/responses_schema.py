@@ -24,7 +24,7 @@ class OutputItemSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["message", "function_call"])
     id = serializers.CharField()
     status = serializers.ChoiceField(choices=["completed", "incomplete"])
-    role = serializers.ChoiceField(choices=["assistant"], required=False, help_text="A message's.")
+    role = serializers.CharField(required=False, help_text="A message's: assistant.")
     content = OutputTextSerializer(many=True, required=False, help_text="A message's: one output_text part.")
     call_id = serializers.CharField(allow_blank=True, required=False, help_text="A function call's, as the backend gave it.")
     name = serializers.CharField(required=False, help_text="A function call's.")
