@@ -22,6 +22,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
+from ..models import ApiKey
 from ..structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
 from .serializers import (
@@ -355,10 +356,10 @@ def responses_settings(params: dict) -> dict:
     return settings
 
 
-async def previous_conversation(response_id: str, *, api_key_id: int | None) -> list[dict]:
+async def previous_conversation(response_id: str, *, api_key: ApiKey | None) -> list[dict]:
     """Return the conversation a stored response continues (its messages, then its answer), or raise
     404 for an id that is not this API key's response, 400 for one that has no answer to continue."""
-    stored = await stored_response(response_id, api_key_id=api_key_id, param="previous_response_id")
+    stored = await stored_response(response_id, api_key=api_key, param="previous_response_id")
     messages = stored.request.messages
     if stored.answer is None:
         why = f"has no answer (it is {stored.request.status})"
@@ -370,12 +371,19 @@ async def previous_conversation(response_id: str, *, api_key_id: int | None) -> 
                          param="previous_response_id")
 
 
-async def stored_response(response_id: str, *, api_key_id: int | None,
+async def stored_response(response_id: str, *, api_key: ApiKey | None,
                           param: str | None = None) -> selectors.StoredResponse:
-    """Return the stored response `response_id` of this API key, or raise 404 (naming `param` when a
-    request field gave the id)."""
-    stored = await sync_to_async(selectors.stored_response)(response_id=response_id, api_key_id=api_key_id)
+    """Return the stored response `response_id` of this API key (None: the API is open), or raise 404
+    (naming `param` when a request field gave the id)."""
+    code = f"{param.removesuffix('_id')}_not_found" if param else None
+    if api_key is not None and api_key.pk is None:
+        # A TRIO_API_KEYS key has no row, so its requests are stored without a key, as are every
+        # other such key's and those the API answered while open: whose they are is unknown.
+        raise ResponseNotFound("Stored responses are read only with keys made by create_api_key: a "
+                               "TRIO_API_KEYS key's responses cannot be told from anyone else's.",
+                               param=param, code=code)
+    stored = await sync_to_async(selectors.stored_response)(
+        response_id=response_id, api_key_id=api_key.pk if api_key else None)
     if stored is None:
-        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param=param,
-                               code=f"{param.removesuffix('_id')}_not_found" if param else None)
+        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param=param, code=code)
     return stored

@@ -80,14 +80,14 @@ class ResponsesView(APIView):
         payload = _validated(parse_json_body(request), RESPONSE_REQUEST)
         ensemble = await _ensemble(payload["model"])
         _check_fanout(len(request.body), ensemble)
-        api_key_id = request.auth.pk if request.auth else None  # set by ApiKeyAuthentication
         previous = None
         if "previous_response_id" in payload:  # the only read before the answer, and only when asked for
-            previous = await previous_conversation(payload["previous_response_id"], api_key_id=api_key_id)
+            previous = await previous_conversation(payload["previous_response_id"], api_key=request.auth)
         messages, params = chat_request(payload, previous)
         if previous is not None:  # the stored conversation goes out with every call too
             _check_fanout(len(request.body) + len(orjson.dumps(messages)), ensemble)
-        work = services.completion_create(messages=messages, params=params, ensemble=ensemble, api_key_id=api_key_id)
+        work = services.completion_create(messages=messages, params=params, ensemble=ensemble,
+                                          api_key_id=request.auth.pk if request.auth else None)
         echo = response_echo(payload)
         if payload.get("stream"):
             return await response_stream(work, echo=echo)
@@ -98,8 +98,8 @@ class ResponsesView(APIView):
 class ResponseView(APIView):
     @extend_schema(operation_id="retrieveResponse", responses={200: ResponseSerializer, **STORED_RESPONSE_ERRORS})
     async def get(self, request, response_id: str):
-        api_key_id = request.auth.pk if request.auth else None  # another key's responses are not found
-        return json_response(stored_response_body(await stored_response(response_id, api_key_id=api_key_id)))
+        # request.auth is set by ApiKeyAuthentication: another key's responses are not found
+        return json_response(stored_response_body(await stored_response(response_id, api_key=request.auth)))
 
 
 async def _ensemble(model: str | dict) -> Ensemble:
