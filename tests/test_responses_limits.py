@@ -7,6 +7,8 @@ import httpx
 import pytest
 
 from ensemble.api.auth import keys_required
+from ensemble.api.serializers import MAX_CONTENT_PARTS
+from ensemble.models import CompletionRequest
 
 ENV_KEY_A = "trio-env-key-a-0123456789abcdef"
 ENV_KEY_B = "trio-env-key-b-0123456789abcdef"
@@ -45,6 +47,42 @@ def test_a_trio_api_keys_key_cannot_read_what_the_open_api_stored(http, trio_set
         keys_required.clear()
 
     assert read.status_code == 404 and "Asked before" not in read.text
+
+
+def test_more_than_ten_thousand_input_parts_are_400_as_in_chat(http, backend):
+    part = {"type": "input_text", "text": ""}
+    response = ask(http, input=[{"role": "user", "content": [part] * 6000},
+                                {"role": "user", "content": [part] * (MAX_CONTENT_PARTS - 6000 + 1)}])
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "input[1].content" and not backend.calls
+
+
+def test_a_continued_conversation_over_the_body_limit_is_413_before_any_call(http, trio_settings, backend):
+    trio_settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20_000
+    first = ask(http, model="alpha", input="x" * 15_000)
+    assert first.status_code == 200, first.text
+    backend.reset()
+
+    continued = ask(http, model="alpha", previous_response_id=first.json()["id"], input="y" * 15_000)
+
+    assert continued.status_code == 413, continued.text
+    assert continued.json()["error"]["param"] == "previous_response_id" and not backend.calls
+    assert CompletionRequest.objects.count() == 1
+    assert ask(http, model="alpha", previous_response_id=first.json()["id"], input="Go on.").status_code == 200
+
+
+def test_a_continued_conversation_over_ten_thousand_parts_is_400(http, backend):
+    part = {"type": "input_text", "text": ""}
+    first = ask(http, model="alpha", input=[{"role": "user", "content": [part] * MAX_CONTENT_PARTS}])
+    assert first.status_code == 200, first.text
+    backend.reset()
+
+    continued = ask(http, model="alpha", previous_response_id=first.json()["id"],
+                    input=[{"role": "user", "content": [part] * 2}])
+
+    assert continued.status_code == 400, continued.text
+    assert continued.json()["error"]["param"] == "previous_response_id" and not backend.calls
 
 
 def test_a_key_of_the_database_still_continues_its_own_response(trio, backend):

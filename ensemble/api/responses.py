@@ -26,7 +26,7 @@ from ..models import ApiKey
 from ..structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
 from .serializers import (
-    MAX_TOOLS, NAME_SCHEMA, TOOL_CHOICES, ModelField, StrictBooleanField, StrictCharField, StrictFloatField,
+    MAX_CONTENT_PARTS, MAX_TOOLS, NAME_SCHEMA, TOOL_CHOICES, ModelField, StrictBooleanField, StrictCharField, StrictFloatField,
     StrictIntegerField, _field, _json_fault, _named_spec, _spec_name,
 )
 
@@ -67,6 +67,7 @@ class InputField(serializers.Field):
             return [{"role": "user", "content": _text(data)}]
         if not isinstance(data, list) or not 1 <= len(data) <= MAX_ITEMS:
             raise serializers.ValidationError(f"Must be a string or a list of 1 to {MAX_ITEMS} input items.")
+        _count_parts(data)
         messages: list[dict] = []
         for index, item in enumerate(data):
             _field(index, lambda it: _add_item(messages, it), item)
@@ -74,6 +75,25 @@ class InputField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+def _count_parts(items: list) -> None:
+    """Raise, naming the item where the count passes MAX_CONTENT_PARTS, if there are more parts: chat's
+    limit (serializers._count_parts), counted before any item is validated, as there."""
+    total = 0
+    for index, item in enumerate(items):
+        for key in ("content", "output"):
+            value = item.get(key) if isinstance(item, dict) else None
+            total += len(value) if isinstance(value, list) else 0
+            if total > MAX_CONTENT_PARTS:
+                raise serializers.ValidationError({index: {key: [
+                    f"A request may have at most {MAX_CONTENT_PARTS} content parts in all its input items; "
+                    f"join text parts into one string."]}})
+
+
+def conversation_parts(messages: list[dict]) -> int:
+    """Return how many content parts the chat `messages` hold in all."""
+    return sum(len(m["content"]) for m in messages if isinstance(m.get("content"), list))
 
 
 def _add_item(messages: list[dict], item) -> None:

@@ -20,13 +20,13 @@ from ..outcomes import CompletionOutcome
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
 from .response_presenters import response_body, response_echo, stored_response_body
-from .responses import (RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, previous_conversation,
-                        stored_response)
+from .responses import (RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, conversation_parts,
+                        previous_conversation, stored_response)
 from .responses_schema import (RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK, STORED_RESPONSE_ERRORS,
                                ResponseSerializer)
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
-from .serializers import ChatCompletionRequestSerializer, first_error
+from .serializers import MAX_CONTENT_PARTS, ChatCompletionRequestSerializer, first_error
 from .streaming import chat_completion_stream, response_stream
 
 # Server start, reported as the `created` time of the models we serve.
@@ -85,7 +85,7 @@ class ResponsesView(APIView):
             previous = await previous_conversation(payload["previous_response_id"], api_key=request.auth)
         messages, params = chat_request(payload, previous)
         if previous is not None:  # the stored conversation goes out with every call too
-            _check_fanout(len(request.body) + len(orjson.dumps(messages)), ensemble)
+            _check_continued(len(request.body) + len(orjson.dumps(previous)), messages, ensemble)
         work = services.completion_create(messages=messages, params=params, ensemble=ensemble,
                                           api_key_id=request.auth.pk if request.auth else None)
         echo = response_echo(payload)
@@ -168,6 +168,21 @@ def _check_fanout(size: int, ensemble: Ensemble) -> None:
             f"This {size}-byte request would be sent to {calls} backend calls ({size * calls} bytes in all), over "
             f"the {limit}-byte limit (TRIO_MAX_FANOUT_BYTES). Use an ensemble with fewer members, or a shorter "
             f"conversation: at most {limit // calls} bytes with this one.", param="messages")
+
+
+def _check_continued(size: int, messages: list[dict], ensemble: Ensemble) -> None:
+    """Raise 413 or 400 if a continued conversation (`size` bytes: the body and the stored one) is over a
+    body's limits, or 413 if over the fan-out budget. Each continuation stores the whole conversation
+    again, so without the body's limits a chain of small requests grows it without end."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if size > limit:
+        raise BodyTooLarge(f"This request and the {size}-byte conversation it continues are over the {limit}-byte "
+                           f"limit of a request body (TRIO_MAX_BODY_BYTES): start a new conversation.",
+                           param="previous_response_id")
+    if conversation_parts(messages) > MAX_CONTENT_PARTS:
+        raise InvalidRequest(f"This request and the conversation it continues hold more than {MAX_CONTENT_PARTS} "
+                             f"content parts: start a new conversation.", param="previous_response_id")
+    _check_fanout(size, ensemble)
 
 
 # One instance for every request: a new DRF serializer deep-copies all its fields (and the
