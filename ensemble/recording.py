@@ -240,7 +240,7 @@ def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
     return dict(
         request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content),
         tool_calls=[_storable_tool_call(call) for call in c.tool_calls], status=c.status,
-        error=_storable(c.error), finish_reason=c.finish_reason[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
+        error=_storable(c.error), finish_reason=_storable(c.finish_reason)[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
         accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
         is_winner=c.index == outcome.winner_index, **_usage_columns(c.usage),
     )

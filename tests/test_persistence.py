@@ -102,6 +102,18 @@ def test_backend_text_with_nul_characters_is_stored_without_them():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_backend_finish_reason_with_nul_is_stored_without_it():
+    # The finish_reason is the backend's word, kept as it came (cut to its column): a NUL in it
+    # made PostgreSQL refuse the request's whole write, as one in the answer's text did.
+    outcome = _outcome(2)
+    outcome.candidates[0].finish_reason = "stop\x00"
+
+    completion_record(outcome)
+
+    assert Candidate.objects.get(index=0).finish_reason == "stop\ufffd"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_tool_calls_are_stored_with_their_candidates_nul_replaced_in_the_same_inserts():
     outcome = _outcome(3)
     call = {"id": "call_\x00", "type": "function", "function": {"name": "get\x00x", "arguments": '{"a": "\x00"}'}}
