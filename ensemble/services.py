@@ -30,6 +30,7 @@ from .metrics import completion_observe
 from .recording import completion_record_async
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .rounds import RoundPolicy, run_round
+from .tools import tool_choice_unmet
 
 logger = logging.getLogger(__name__)
 
@@ -174,13 +175,19 @@ async def _generate(client, index: int, position: int, outcome: CompletionOutcom
 
 
 def _held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> CandidateResult:
-    """Return `candidate`, failed if the client asked for JSON and it answered something else.
+    """Return `candidate`, failed if it calls no tool (or another one) where `tool_choice` demands a
+    call, or if the client asked for JSON and it answered something else.
 
     A pass-through model's answer is relayed as the backend gave it: there is nothing to choose.
     An answer with tool calls is held to no format: it asks the client to run a tool first.
     """
-    if (not candidate.ok or not structured.asks_for_json(outcome.params) or candidate.tool_calls
-            or outcome.ensemble.aggregation == aggregation.PASSTHROUGH):
+    if not candidate.ok or outcome.ensemble.aggregation == aggregation.PASSTHROUGH:
+        return candidate
+    unmet = tool_choice_unmet(outcome.params, candidate.tool_calls)
+    if unmet:
+        return dataclasses.replace(candidate, status="error", reason="tool_choice_unmet",
+                                   error=f"{candidate.model}: {unmet}")
+    if not structured.asks_for_json(outcome.params) or candidate.tool_calls:
         return candidate
     text = structured.json_object_text(candidate.content)
     if text is None:

@@ -34,3 +34,18 @@ def answer_text(content: str, tool_calls) -> str:
     calls = [f"Calls the tool {call['function']['name']} with arguments {call['function']['arguments']}"
              for call in tool_calls or ()]
     return "\n".join([content, *calls] if content else calls)
+
+
+def tool_choice_unmet(params: dict, tool_calls) -> str | None:
+    """Return why an answer with `tool_calls` ignores the `tool_choice` in `params` ("required" or a
+    named function, which OpenAI guarantees a call of), or None if it honours it or none is asked for."""
+    choice = params.get("tool_choice")
+    if not params.get("tools") or choice in (None, "auto", "none"):
+        return None
+    if not tool_calls:
+        return "the answer calls no tool, which tool_choice asked for"
+    if isinstance(choice, dict):
+        name = choice["function"]["name"]
+        if not any(call["function"]["name"] == name for call in tool_calls):
+            return f"the answer does not call {name}, which tool_choice asked for"
+    return None

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from ensemble.models import Candidate, CompletionRequest
+from tests.conftest import backend_answering
 
 QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
 DEEP: dict = {"type": "string"}
@@ -155,6 +156,47 @@ def test_tool_choice_none_makes_every_member_answer_text(sdk, backend):
     for call in generations(backend):
         assert (call.body["tool_choice"], call.body["parallel_tool_calls"]) == ("none", False)
     assert CompletionRequest.objects.get().params["tool_choice"] == "none"
+
+
+def test_tool_choice_required_fails_a_member_that_answers_text(sdk, trio_settings):
+    # OpenAI guarantees a tool call under "required"; a client (LangChain's agents, its
+    # function_calling structured output) reads tool_calls and gets nothing from a text winner.
+    trio_settings.TRIO_MODELS = ["alpha@quality=0.9,ignore_tools", "beta@quality=0.6"]
+
+    choice = sdk.chat.completions.create(model="trio", messages=QUESTION, tools=[WEATHER],
+                                         tool_choice="required").choices[0]
+
+    assert choice.finish_reason == "tool_calls"
+    assert json.loads(choice.message.tool_calls[0].function.arguments)["city"].startswith("[beta quality=0.60]")
+    text = Candidate.objects.get(index=0)
+    assert text.status == "error" and "calls no tool, which tool_choice asked for" in text.error
+    assert CompletionRequest.objects.get().status == "partial"
+
+
+def test_a_named_tool_choice_fails_an_answer_that_calls_another_tool(http, trio_settings):
+    wrong = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    body = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [wrong]},
+                         "finish_reason": "tool_calls"}]}
+    with backend_answering(body) as server:
+        trio_settings.TRIO_BACKEND_URL = server.url
+        trio_settings.TRIO_MODELS = ["solo"]
+
+        response = http.post("/v1/chat/completions", json={
+            "model": "trio", "messages": QUESTION, "tools": [WEATHER, {"type": "function", "function": {"name": "get_time"}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+
+    assert response.status_code == 502
+    assert "solo: the answer does not call get_weather, which tool_choice asked for" in response.json()["error"]["message"]
+
+
+def test_every_member_answering_text_under_tool_choice_required_is_a_502(sdk, trio_settings):
+    trio_settings.TRIO_MODELS = ["alpha@ignore_tools", "beta@ignore_tools"]
+
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.chat.completions.create(model="trio", messages=QUESTION, tools=[WEATHER], tool_choice="required")
+
+    assert caught.value.status_code == 502
+    assert caught.value.body["message"].count("calls no tool, which tool_choice asked for") == 2
 
 
 def test_a_named_tool_choice_is_forwarded_and_that_tool_is_called(sdk, backend):
