@@ -168,7 +168,8 @@ async def _generate(client, index: int, position: int, outcome: CompletionOutcom
     messages = _with_system_prompt(outcome.messages, ensemble.system_prompt(position))
     inner = ensemble.subensemble(position)
     if inner is not None:
-        return await _generate_nested(client, index, inner, messages, outcome, deadline_at)
+        # Held like a backend member: a nested concat, say, joins JSON answers into prose.
+        return _held_to_format(await _generate_nested(client, index, inner, messages, outcome, deadline_at), outcome)
     candidate = await _call(client, index, ensemble.members[position], messages, outcome.params, ensemble.timeout,
                             deadline_at)
     return _held_to_format(candidate, outcome)

@@ -80,6 +80,22 @@ def test_every_member_answering_prose_is_a_502_saying_why(client, trio_settings)
     assert CompletionRequest.objects.get().status == "failed"
 
 
+def test_a_nested_ensembles_answer_is_held_to_the_format_too(client):
+    # A nested concat joins its members' JSON under Markdown headings: not one JSON object, so it
+    # must not win over the sibling that answered JSON.
+    nested = {"ensemble": [{"model": "alpha@quality=0.9"}, {"model": "gamma@quality=0.8"}],
+              "aggregation_method": "concat"}
+    model = {"ensemble": [{"model": "beta@quality=0.6"}, {"model": nested}]}
+
+    completion = client.chat.completions.create(model=model, messages=QUESTION,
+                                                response_format={"type": "json_object"})
+
+    assert json.loads(completion.choices[0].message.content)["answer"].startswith("[beta quality=0.60]")
+    outer = CompletionRequest.objects.get(parent=None)
+    held = outer.candidates.get(index=1)
+    assert held.status == "error" and "not a JSON object" in held.error
+
+
 def test_json_in_a_code_fence_is_taken_out_of_it(client, trio_settings):
     fenced = '```json\n{"name": "Paris", "population_millions": 2.1, "landmarks": ["Louvre"]}\n```'
     body = {"choices": [{"message": {"role": "assistant", "content": fenced}, "finish_reason": "stop"}]}
