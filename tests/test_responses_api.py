@@ -283,6 +283,22 @@ def test_a_small_max_output_tokens_makes_the_response_incomplete(sdk, backend):
     assert all(call.body["max_tokens"] == 3 for call in generations(backend))
 
 
+def test_completed_at_is_set_only_on_a_completed_response(sdk, trio_settings):
+    # The SDK documents completed_at as "only present when the status is completed".
+    completed = sdk.responses.create(model="trio", input="Hi")
+    incomplete = sdk.responses.create(model="trio", input="Tell me about the moons of Jupiter.", max_output_tokens=3)
+    trio_settings.TRIO_MODELS = ["alpha@status=500"]
+    with pytest.raises(openai.APIStatusError):
+        sdk.responses.create(model="trio", input="Hi")
+    failed = CompletionRequest.objects.get(status="failed").public_id
+
+    assert completed.completed_at >= completed.created_at
+    assert sdk.responses.retrieve(completed.id).completed_at == completed.completed_at
+    assert incomplete.status == "incomplete" and incomplete.completed_at is None
+    assert sdk.responses.retrieve(incomplete.id).completed_at is None
+    assert sdk.responses.retrieve(failed).completed_at is None
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"input": "Hi"}, "model"),
     ({"model": "trio"}, "input"),

@@ -43,7 +43,7 @@ def response_echo(payload: dict) -> dict:
 def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
     """Return the `response` object of a decided outcome, with the voting details under `trio`."""
     body = {**_started(outcome, echo), **_answered(outcome.id, outcome.replies(1)[0])}
-    body["completed_at"] = body["created_at"] + outcome.latency_ms // 1000
+    _completed_at(body, outcome.latency_ms)
     if outcome.ensemble.aggregation != PASSTHROUGH:
         body["trio"] = details(outcome)
     return body
@@ -54,13 +54,20 @@ def stored_response_body(stored: StoredResponse) -> dict:
     back from the parameters it forwarded, and the voting details are left to the vote pages."""
     request = stored.request
     body = _envelope(request.id, request.created_at, request.ensemble, response_echo(responses_settings(request.params)))
-    body["completed_at"] = body["created_at"] + request.latency_ms // 1000
     if stored.answer is not None:
         reply = Reply(stored.answer["content"] or "", stored.finish_reason, stored.usage,
                       stored.answer.get("tool_calls", []))
-        return {**body, **_answered(request.id, reply)}
+        return _completed_at({**body, **_answered(request.id, reply)}, request.latency_ms)
     status = "cancelled" if request.status == "cancelled" else "failed"
     return {**body, "status": status, "error": {"code": "backend_error", "message": request.error}}
+
+
+def _completed_at(body: dict, latency_ms: int) -> dict:
+    """Return `body` with its completion time set if it completed: OpenAI leaves it null otherwise
+    (incomplete, failed, cancelled)."""
+    if body["status"] == "completed":
+        body["completed_at"] = body["created_at"] + latency_ms // 1000
+    return body
 
 
 def _answered(request_id: uuid.UUID, reply: Reply) -> dict:
