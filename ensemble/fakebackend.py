@@ -85,7 +85,9 @@ A generation request whose ``response_format`` is ``json_object`` is answered
 ``schema``: every property present, strings holding the answer, integers 0,
 numbers 0.5, booleans true, arrays of one item, the first of an ``enum``,
 ``anyOf`` or ``oneOf``, and local ``$ref``s (``#/$defs/...``) followed.  An
-``ignore_format`` model answers prose anyway.  Ballots are never JSON.
+``ignore_format`` model answers prose anyway.  Ballots are never JSON.  A
+``max_tokens`` below the JSON's word count cuts the JSON text itself, as a
+real model's would be, with ``finish_reason: "length"``.
 
 Tool calls
 ----------
@@ -617,14 +619,13 @@ class FakeBackend:
             return content, "stop"
         content = (_GARBAGE_BALLOT if is_ballot
                    else _generation_answer(name, behaviour, user_text))
-        finish = "stop"
-        if isinstance(limit, int) and limit < _count_words(content):
-            content, finish = _truncate_words(content, limit), "length"
         response_format = body.get("response_format")
         if (not is_ballot and not behaviour.ignore_format and isinstance(response_format, dict)
                 and response_format.get("type") in ("json_object", "json_schema")):
             content = json.dumps(_structured_answer(response_format, content))
-        return content, finish
+        if isinstance(limit, int) and limit < _count_words(content):
+            return _truncate_words(content, limit), "length"  # JSON too is cut, unfinished
+        return content, "stop"
 
     def _completion(self, body: dict, content: str | None, finish_reason: str,
                     tool_calls: list[dict] | None = None) -> dict:

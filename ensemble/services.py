@@ -180,7 +180,9 @@ def _held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> C
     call, or if the client asked for JSON and it answered something else.
 
     A pass-through model's answer is relayed as the backend gave it: there is nothing to choose.
-    An answer with tool calls is held to no format: it asks the client to run a tool first.
+    An answer with tool calls is held to no format: it asks the client to run a tool first. Nor is
+    one cut off at the client's own token limit (`length`): its JSON is unfinished, and OpenAI
+    answers it as it is, with that finish reason.
     """
     if not candidate.ok or outcome.ensemble.aggregation == aggregation.PASSTHROUGH:
         return candidate
@@ -188,7 +190,7 @@ def _held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> C
     if unmet:
         return dataclasses.replace(candidate, status="error", reason="tool_choice_unmet",
                                    error=f"{candidate.model}: {unmet}")
-    if not structured.asks_for_json(outcome.params) or candidate.tool_calls:
+    if not structured.asks_for_json(outcome.params) or candidate.tool_calls or candidate.finish_reason == "length":
         return candidate
     text = structured.json_object_text(candidate.content)
     if text is None:

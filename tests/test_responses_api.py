@@ -8,6 +8,7 @@ import json
 import httpx
 import openai
 import pytest
+from openai.types.responses import ResponseError
 from pydantic import BaseModel
 
 from ensemble.api.auth import api_key_create, keys_required
@@ -271,7 +272,9 @@ def test_a_failure_after_the_stream_began_is_a_response_failed_event(trio, trio_
 
     last = json.loads(response.text.strip().split("\n\n")[-1].split("\n")[1].removeprefix("data: "))
     assert last["type"] == "response.failed" and last["response"]["status"] == "failed"
-    assert last["response"]["error"]["code"] == "backend_error"
+    # A code from OpenAI's closed list, so that the SDK's ResponseError validates strictly.
+    error = ResponseError.model_validate(last["response"]["error"], strict=True)
+    assert error.code == "server_error" and "alpha@latency=0.3,status=500" in error.message
     assert last["response"]["id"] == CompletionRequest.objects.get().public_id
 
 
@@ -384,6 +387,7 @@ def test_a_retrieved_failure_says_so_and_another_keys_response_is_not_found(sdk,
     retrieved = sdk.responses.retrieve(failed.public_id)
 
     assert retrieved.status == "failed" and "HTTP 500" in retrieved.error.message and retrieved.output == []
+    assert retrieved.error.code == "server_error"
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve("not-an-id")
     _, key = api_key_create(name="someone")

@@ -96,6 +96,16 @@ def test_a_nested_ensembles_answer_is_held_to_the_format_too(client):
     assert held.status == "error" and "not a JSON object" in held.error
 
 
+def test_json_cut_off_at_the_clients_token_limit_is_answered_as_it_is(client, backend):
+    completion = client.chat.completions.create(
+        model="trio", messages=QUESTION, response_format={"type": "json_object"}, max_tokens=3)
+
+    # As OpenAI answers it: the unfinished JSON, with finish_reason length, rather than a 502.
+    choice = completion.choices[0]
+    assert choice.finish_reason == "length" and choice.message.content == '{"answer": "[alpha quality=0.90]'
+    assert set(Candidate.objects.values_list("status", flat=True)) == {"ok"}
+
+
 def test_json_in_a_code_fence_is_taken_out_of_it(client, trio_settings):
     fenced = '```json\n{"name": "Paris", "population_millions": 2.1, "landmarks": ["Louvre"]}\n```'
     body = {"choices": [{"message": {"role": "assistant", "content": fenced}, "finish_reason": "stop"}]}

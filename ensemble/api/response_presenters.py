@@ -59,7 +59,13 @@ def stored_response_body(stored: StoredResponse) -> dict:
                       stored.answer.get("tool_calls", []))
         return _completed_at({**body, **_answered(request.id, reply)}, request.latency_ms)
     status = "cancelled" if request.status == "cancelled" else "failed"
-    return {**body, "status": status, "error": {"code": "backend_error", "message": request.error}}
+    return {**body, "status": status, "error": _response_error("backend_error", request.error)}
+
+
+def _response_error(code: str, message: str) -> dict:
+    """Return a response's `error`: its code from OpenAI's closed list (the SDK's `ResponseError`),
+    so every member failing is a `server_error`; the message names each member and why."""
+    return {"code": code if code == "rate_limit_exceeded" else "server_error", "message": message}
 
 
 def _completed_at(body: dict, latency_ms: int) -> dict:
@@ -88,7 +94,7 @@ def _answered(request_id: uuid.UUID, reply: Reply) -> dict:
 
 def failed_response_body(outcome: CompletionOutcome, error: OpenAIError, echo: dict) -> dict:
     """Return the `response` object of an outcome no member answered, its error that of the HTTP answer."""
-    return {**_started(outcome, echo), "status": "failed", "error": {"code": error.code, "message": error.message}}
+    return {**_started(outcome, echo), "status": "failed", "error": _response_error(error.code, error.message)}
 
 
 def _started(outcome: CompletionOutcome, echo: dict) -> dict:
