@@ -37,10 +37,20 @@ def answer_text(content: str, tool_calls) -> str:
 
 
 def tool_choice_unmet(params: dict, tool_calls) -> str | None:
-    """Return why an answer with `tool_calls` ignores the `tool_choice` in `params` ("required" or a
-    named function, which OpenAI guarantees a call of), or None if it honours it or none is asked for."""
+    """Return why an answer with `tool_calls` breaks what `params` promise the client, or None.
+
+    OpenAI guarantees a call under `tool_choice` "required" or a named function, no call under
+    "none", and at most one call when `parallel_tool_calls` is false; a member that breaks that
+    must not be the answer a client relies on.
+    """
     choice = params.get("tool_choice")
-    if not params.get("tools") or choice in (None, "auto", "none"):
+    if not params.get("tools"):
+        return None
+    if choice == "none" and tool_calls:
+        return "the answer calls a tool, which tool_choice none forbids"
+    if params.get("parallel_tool_calls") is False and len(tool_calls) > 1:
+        return f"the answer makes {len(tool_calls)} tool calls, but parallel_tool_calls is false"
+    if choice in (None, "auto", "none"):
         return None
     if not tool_calls:
         return "the answer calls no tool, which tool_choice asked for"

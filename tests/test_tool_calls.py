@@ -189,6 +189,35 @@ def test_a_named_tool_choice_fails_an_answer_that_calls_another_tool(http, trio_
     assert "solo: the answer does not call get_weather, which tool_choice asked for" in response.json()["error"]["message"]
 
 
+TWO_CALLS = [{"id": f"call_{i}", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+             for i in (1, 2)]
+
+
+@pytest.mark.parametrize(("calls", "settings_sent", "why"), [
+    (TWO_CALLS[:1], {"tool_choice": "none"}, "solo: the answer calls a tool, which tool_choice none forbids"),
+    (TWO_CALLS, {"parallel_tool_calls": False}, "solo: the answer makes 2 tool calls, but parallel_tool_calls is false"),
+])
+def test_a_call_where_the_request_forbids_it_fails_the_member(http, trio_settings, calls, settings_sent, why):
+    body = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": calls},
+                         "finish_reason": "tool_calls"}]}
+    with backend_answering(body) as server:
+        trio_settings.TRIO_BACKEND_URL = server.url
+        trio_settings.TRIO_MODELS = ["solo"]
+
+        response = http.post("/v1/chat/completions", json={
+            "model": "trio", "messages": QUESTION, "tools": [WEATHER], **settings_sent})
+
+    assert response.status_code == 502 and why in response.json()["error"]["message"]
+
+
+def test_one_call_under_parallel_tool_calls_false_is_an_answer(sdk, backend):
+    choice = sdk.chat.completions.create(model="trio", messages=QUESTION, tools=[WEATHER],
+                                         parallel_tool_calls=False).choices[0]
+
+    assert choice.finish_reason == "tool_calls" and len(choice.message.tool_calls) == 1
+    assert all(call.body["parallel_tool_calls"] is False for call in generations(backend))
+
+
 def test_every_member_answering_text_under_tool_choice_required_is_a_502(sdk, trio_settings):
     trio_settings.TRIO_MODELS = ["alpha@ignore_tools", "beta@ignore_tools"]
 
