@@ -1,13 +1,31 @@
 """URLs of the staff pages over the vote history. These paths are part of the product."""
-from django.urls import path
+import uuid
+
+from django.urls import path, register_converter
 
 from . import pages
 
 app_name = "pages"
 
+
+class RequestIdConverter:
+    """A request's id in a vote page's path: its UUID, or the `trio-<hex>` id that API clients get
+    (in the answer's `id`, the Responses API's, and the logs), so that one can be pasted as it is."""
+
+    regex = r"trio-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+    def to_python(self, value: str) -> uuid.UUID:
+        return uuid.UUID(value.removeprefix("trio-"))
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(RequestIdConverter, "request_id")
+
 urlpatterns = [
     path("votes/", pages.vote_list, name="vote-list"),
-    path("votes/<uuid:pk>/", pages.vote_detail, name="vote-detail"),
+    path("votes/<request_id:pk>/", pages.vote_detail, name="vote-detail"),
     path("leaderboard/", pages.leaderboard, name="leaderboard"),
     path("leaderboard.json", pages.leaderboard_json, name="leaderboard-json"),
 ]

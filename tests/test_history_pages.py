@@ -36,6 +36,16 @@ def test_logged_in_users_who_are_not_staff_get_403(client, django_user_model):
     assert client.get(f"/votes/{r.pk}/").status_code == 403
 
 
+def test_a_vote_page_also_answers_to_the_id_api_clients_get(staff):
+    r = vote(members=["a", "b"])
+
+    by_api_id = staff.get(f"/votes/{r.public_id}/")
+
+    assert by_api_id.status_code == 200 and r.public_id in by_api_id.content.decode()
+    assert staff.get(f"/votes/trio-{uuid.uuid4().hex}/").status_code == 404
+    assert r.get_absolute_url() == f"/votes/{r.pk}/"  # links keep the one canonical form
+
+
 def test_an_empty_history_says_how_to_send_a_first_request(staff):
     html = staff.get("/votes/").content.decode()
     assert "No votes yet" in html
