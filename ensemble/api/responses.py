@@ -26,8 +26,8 @@ from ..models import ApiKey
 from ..structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
 from .serializers import (
-    MAX_CONTENT_PARTS, MAX_TOOLS, NAME_SCHEMA, TOOL_CHOICES, ModelField, StrictBooleanField, StrictCharField, StrictFloatField,
-    StrictIntegerField, _field, _json_fault, _named_spec, _spec_name,
+    MAX_TOOLS, NAME_SCHEMA, TOOL_CHOICES, ModelField, StrictBooleanField, StrictCharField, StrictFloatField,
+    StrictIntegerField, _field, _json_fault, _named_spec, _spec_name, count_parts,
 )
 
 MAX_ITEMS = 10_000  # as chat's messages
@@ -67,7 +67,7 @@ class InputField(serializers.Field):
             return [{"role": "user", "content": _text(data)}]
         if not isinstance(data, list) or not 1 <= len(data) <= MAX_ITEMS:
             raise serializers.ValidationError(f"Must be a string or a list of 1 to {MAX_ITEMS} input items.")
-        _count_parts(data)
+        count_parts(data, ("content", "output"), "input items")  # chat's limit, counted the same way
         messages: list[dict] = []
         for index, item in enumerate(data):
             _field(index, lambda it: _add_item(messages, it), item)
@@ -75,20 +75,6 @@ class InputField(serializers.Field):
 
     def to_representation(self, value):
         return value
-
-
-def _count_parts(items: list) -> None:
-    """Raise, naming the item where the count passes MAX_CONTENT_PARTS, if there are more parts: chat's
-    limit (serializers._count_parts), counted before any item is validated, as there."""
-    total = 0
-    for index, item in enumerate(items):
-        for key in ("content", "output"):
-            value = item.get(key) if isinstance(item, dict) else None
-            total += len(value) if isinstance(value, list) else 0
-            if total > MAX_CONTENT_PARTS:
-                raise serializers.ValidationError({index: {key: [
-                    f"A request may have at most {MAX_CONTENT_PARTS} content parts in all its input items; "
-                    f"join text parts into one string."]}})
 
 
 def conversation_parts(messages: list[dict]) -> int:
