@@ -25,7 +25,6 @@ the backend's round trip, and after the decision (the write and the response).
 """
 import argparse
 import asyncio
-import math
 import os
 import statistics
 import sys
@@ -37,7 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import django  # noqa: E402
 
 from bench.harness import (  # noqa: E402
-    admission_waits, cpu_seconds, fake_backend, fire, gc_pauses, percentile, trio_server, worker_pids,
+    admission_waits, cpu_seconds, fake_backend, fire, gc_pauses, ideal_for, overhead_figures, percentile,
+    trio_server, worker_pids,
 )
 
 MESSAGES = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
@@ -63,12 +63,8 @@ def main() -> None:
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/concurrency.sqlite3")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
         django.setup()
-        direct = asyncio.run(fire(backend, "/v1/chat/completions", {"model": "alpha", "messages": MESSAGES},
-                                  total=args.requests * members, concurrency=args.concurrency * members,
-                                  ramp=args.ramp))
-        ideal = 2 * percentile(direct.latencies, 50)
-        last_start = args.ramp * (args.concurrency - 1) / args.concurrency
-        ideal_wall = math.ceil(args.requests / args.concurrency) * ideal + last_start
+        ideal, ideal_wall = ideal_for(backend, {"model": "alpha", "messages": MESSAGES}, requests=args.requests,
+                                      concurrency=args.concurrency, members=members, ramp=args.ramp)
         print(f"requests={args.requests} concurrency={args.concurrency} workers={args.workers} "
               f"members={members} backend latency={args.latency}s ramp={args.ramp}s")
         print(f"backend round trip p50 (measured, {args.concurrency * members} in flight): {ideal * 500:.1f} ms; "
@@ -95,10 +91,8 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
     gc_after, waits_after = gc_pauses(trio), admission_waits(trio)
     cpu_ms = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / args.requests * 1000
               for name, group in pids.items()}
-    overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]
-    figures = {q: percentile(overhead_ms, q) for q in (50, 95, 99)}
-    figures["mean"] = statistics.mean(overhead_ms)
-    figures.update(wall=result.wall / ideal_wall, cpu=cpu_ms["trio workers"])
+    figures = overhead_figures(result, ideal, ideal_wall)
+    figures["cpu"] = cpu_ms["trio workers"]
     print(f"run: statuses {result.statuses}; overhead p50/p95/p99 "
           + "/".join(f"{figures[q]:.1f}" for q in (50, 95, 99))
           + f" ms, mean {figures['mean']:.1f} ms; wall {result.wall:.2f}s, ratio {figures['wall']:.3f}; CPU per completion: "
@@ -107,7 +101,7 @@ def measured_run(trio: str, body: dict, args, ideal: float, ideal_wall: float, p
         f"generation {gen} paused the workers {count:.0f}× for {seconds * 1000:.1f} ms in all"
         for gen, (count, seconds) in _gained_between(gc_before, gc_after).items()))
     print("     p50 overhead by wave (every sender's 1st request, 2nd, ...): " + " / ".join(
-        f"{percentile(wave, 50):.1f}" for wave in _by_wave(overhead_ms, result.waves)) + " ms")
+        f"{wave:.1f}" for wave in figures["waves"]) + " ms")
     steps = overhead_by_step(result, ideal / 2)
     first_wave = [step for step, wave in steps if wave == 0]
     if first_wave:  # nothing stored (every request failed): nothing to split
@@ -152,14 +146,6 @@ def overhead_by_step(result, round_trip: float) -> list[tuple[dict[str, float], 
         }, wave))
     connections.close_all()  # hold nothing open on the database between runs
     return steps
-
-
-def _by_wave(values: list[float], waves: list[int]) -> list[list[float]]:
-    """Return `values` grouped by wave number, first wave first."""
-    groups: dict[int, list[float]] = {}
-    for value, wave in zip(values, waves):
-        groups.setdefault(wave, []).append(value)
-    return [groups[wave] for wave in sorted(groups)]
 
 
 def _gained_between(before: dict, after: dict) -> dict:

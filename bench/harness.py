@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -60,7 +61,6 @@ def fake_backend(latency: float, jitter: float = 0.0):
 @contextlib.contextmanager
 def trio_server(backend_url: str, models: str, *, workers: int = 1, extra_env: dict | None = None):
     """Run Trio under gunicorn + uvicorn worker on a fresh database; yield (base URL, gunicorn pid)."""
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         metrics_dir = Path(tmp) / "prometheus"  # /metrics then sums every worker, as in production
         metrics_dir.mkdir()
@@ -72,15 +72,23 @@ def trio_server(backend_url: str, models: str, *, workers: int = 1, extra_env: d
         }
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
                        env={**os.environ, **env}, check=True)
-        cmd = [str(Path(PYTHON).parent / "gunicorn"), "trio_site.asgi:application",
-               "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers),
-               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048"]
-        if workers > 1:  # as `make run` and the container do: one SO_REUSEPORT socket per worker
-            cmd.append("--reuse-port")
-        with running(cmd, {**os.environ, **env}) as process:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_up(f"{url}/health")
-            yield url, process.pid
+        with gunicorn_server("trio_site.asgi:application", env, workers=workers) as served:
+            yield served
+
+
+@contextlib.contextmanager
+def gunicorn_server(app: str, env: dict, *, workers: int = 1):
+    """Serve the ASGI app `app` (module:name) as `make run` serves Trio; yield (base URL, gunicorn pid)."""
+    port = free_port()
+    cmd = [str(Path(PYTHON).parent / "gunicorn"), app,
+           "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers),
+           "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048"]
+    if workers > 1:  # as `make run` and the container do: one SO_REUSEPORT socket per worker
+        cmd.append("--reuse-port")
+    with running(cmd, {**os.environ, **env}) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/health")
+        yield url, process.pid
 
 
 @contextlib.contextmanager
@@ -149,6 +157,33 @@ async def fire(url: str, path: str, body: dict, *, total: int, concurrency: int,
         started = time.perf_counter()
         await asyncio.gather(*(slot(number) for number in range(concurrency)))
     return LoadResult(latencies, time.perf_counter() - started, statuses, waves, sent_at, answers)
+
+
+def ideal_for(backend: str, body: dict, *, requests: int, concurrency: int, members: int,
+              ramp: float = 0.0) -> tuple[float, float]:
+    """Return (ideal seconds per completion, ideal wall seconds) for `requests` at `concurrency`.
+
+    A completion needs two backend round trips (generation, then voting). The round trip is
+    measured directly, with as many calls in flight as Trio would have (`members` per request).
+    """
+    direct = asyncio.run(fire(backend, "/v1/chat/completions", body, total=requests * members,
+                              concurrency=concurrency * members, ramp=ramp))
+    ideal = 2 * percentile(direct.latencies, 50)
+    last_start = ramp * (concurrency - 1) / concurrency
+    return ideal, math.ceil(requests / concurrency) * ideal + last_start
+
+
+def overhead_figures(result: LoadResult, ideal: float, ideal_wall: float) -> dict:
+    """Return a run's overhead over the ideal in ms (keys 50, 95, 99, "mean"), its wall ratio ("wall")
+    and the p50 overhead of each wave ("waves", the senders' first requests first)."""
+    overhead_ms = [(latency - ideal) * 1000 for latency in result.latencies]
+    figures: dict = {q: percentile(overhead_ms, q) for q in (50, 95, 99)}
+    groups: dict[int, list[float]] = {}
+    for value, wave in zip(overhead_ms, result.waves):
+        groups.setdefault(wave, []).append(value)
+    figures.update(mean=statistics.mean(overhead_ms), wall=result.wall / ideal_wall,
+                   waves=[percentile(groups[wave], 50) for wave in sorted(groups)])
+    return figures
 
 
 def _answer_id(body: bytes) -> str | None:

@@ -1,0 +1,14 @@
+"""The least a completion can cost on Trio's stack: two rounds of backend calls, nothing else.
+
+`bench/stack_floor.py` serves these apps under the same gunicorn + uvicorn worker as Trio and fires
+bench 1's load at them. They call the backend exactly as a three-model completion does (three
+generation calls at once through Trio's own `BackendClient`, then three calls carrying every
+answer), and answer with a chat.completion, but validate nothing, vote on nothing and store
+nothing:
+
+- `asgi.application`: Django's ASGI handler with no middleware and an adrf view with no
+  authentication, i.e. the fixed stack (Django + adrf + uvicorn) at its leanest;
+- `asgi.bare_application`: the same calls from a plain ASGI callable, without Django.
+
+What they measure is a floor: no Trio code path can be cheaper than the stack it runs on.
+"""

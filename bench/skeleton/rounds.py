@@ -1,0 +1,37 @@
+"""The two rounds of backend calls that every three-model completion makes, and its answer."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from django.conf import settings
+
+from ensemble.admission import admission_release
+from ensemble.backend import BackendClient
+
+_clients: dict[asyncio.AbstractEventLoop, BackendClient] = {}
+
+
+def _client() -> BackendClient:
+    """Return this event loop's client, made once (as Trio's `client_for_running_loop` does)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _clients:
+        _clients[loop] = BackendClient(settings.BACKEND_URL, timeout=60)
+    return _clients[loop]
+
+
+async def two_rounds(messages: list[dict]) -> dict:
+    """Ask every model, then ask every model again with all answers; return a chat.completion."""
+    client = _client()
+    admission_release()  # as Trio's service does before its first call (a no-op outside the gate)
+    answers = await asyncio.gather(*(client.chat(model, messages) for model in settings.MODELS))
+    listing = "\n\n".join(f"Candidate {number}: {answer.content}" for number, answer in enumerate(answers, 1))
+    ballot = [*messages, {"role": "user", "content": f"Which candidates are acceptable?\n\n{listing}"}]
+    await asyncio.gather(*(client.chat(model, ballot) for model in settings.MODELS))
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+        "model": "skeleton",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": answers[0].content}}],
+    }
