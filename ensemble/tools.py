@@ -59,3 +59,21 @@ def tool_choice_unmet(params: dict, tool_calls) -> str | None:
         if not any(call["function"]["name"] == name for call in tool_calls):
             return f"the answer does not call {name}, which tool_choice asked for"
     return None
+
+
+def unanswered_tool_message(messages: list[dict]) -> int | None:
+    """Return the index of the first `tool` message that answers no call of the assistant turn before
+    it (tool messages between them aside), or None.
+
+    OpenAI refuses such a conversation with a 400, and so does any backend that follows it; checked
+    here, the client gets that 400 naming the message, instead of a 502 after every member failed.
+    """
+    open_calls: set[str] = set()
+    for index, message in enumerate(messages):
+        if message["role"] == "assistant":
+            open_calls = {call["id"] for call in message.get("tool_calls") or ()}
+        elif message["role"] != "tool":
+            open_calls = set()
+        elif message.get("tool_call_id") not in open_calls:
+            return index
+    return None

@@ -4,6 +4,9 @@ import pytest
 from ensemble.models import CompletionRequest
 
 GOOD = {"model": "trio", "messages": [{"role": "user", "content": "hi"}]}
+# A conversation whose assistant turn called two tools.
+CALLED = [*GOOD["messages"], {"role": "assistant", "content": None, "tool_calls": [
+    {"id": f"c{n}", "type": "function", "function": {"name": "f", "arguments": "{}"}} for n in (1, 2)]}]
 
 
 def assert_openai_error(response, status, param=None, code=None):
@@ -43,6 +46,16 @@ def assert_openai_error(response, status, param=None, code=None):
         ({"model": "trio", "messages": [{"role": "assistant", "content": None, "tool_calls": [
             {"id": "c", "type": "function", "function": {"name": "f", "arguments": "\u0000"}}]}]},
          "messages[0].tool_calls"),
+        # A tool message answers a call of the assistant turn before it, or OpenAI (and so a
+        # backend) refuses the whole conversation.
+        ({"model": "trio", "messages": [*GOOD["messages"], {"role": "tool", "tool_call_id": "c", "content": "x"}]},
+         "messages[1].tool_call_id"),
+        ({"model": "trio", "messages": [*CALLED, {"role": "tool", "content": "x"}]}, "messages[2].tool_call_id"),
+        ({"model": "trio", "messages": [*CALLED, {"role": "tool", "tool_call_id": "other", "content": "x"}]},
+         "messages[2].tool_call_id"),
+        ({"model": "trio", "messages": [*CALLED, {"role": "user", "content": "and?"},
+                                        {"role": "tool", "tool_call_id": "c1", "content": "x"}]},
+         "messages[3].tool_call_id"),
         ({**GOOD, "max_tokens": -5}, "max_tokens"),
         ({**GOOD, "max_tokens": 0}, "max_tokens"),
         ({**GOOD, "max_completion_tokens": 1.5}, "max_completion_tokens"),
@@ -68,6 +81,15 @@ def assert_openai_error(response, status, param=None, code=None):
 def test_it_rejects_invalid_bodies_with_the_offending_param(http, body, param):
     assert_openai_error(http.post("/v1/chat/completions", json=body), 400, param=param)
     assert http.get("/health").status_code == 200
+
+
+def test_tool_messages_answering_each_call_of_the_turn_before_them_are_accepted(http, backend):
+    answers = [{"role": "tool", "tool_call_id": f"c{n}", "content": "x"} for n in (2, 1)]
+
+    response = http.post("/v1/chat/completions", json={**GOOD, "messages": [*CALLED, *answers]})
+
+    assert response.status_code == 200, response.text
+    assert backend.calls[0].body["messages"] == [*CALLED, *answers]
 
 
 def test_it_rejects_malformed_json(http):

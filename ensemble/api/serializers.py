@@ -13,7 +13,7 @@ from rest_framework import serializers
 from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
 from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
 from ..structured import JSON_FORMATS
-from ..tools import tool_calls_of
+from ..tools import tool_calls_of, unanswered_tool_message
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MESSAGES = 10_000
@@ -147,12 +147,21 @@ class MessageSerializer(serializers.Serializer):
 
 
 class MessagesField(serializers.ListField):
-    """`messages`, whose content parts are counted before any message is validated."""
+    """`messages`, whose content parts are counted before any message is validated, and whose tool
+    messages each answer a call of the assistant turn before them."""
 
     def to_internal_value(self, data):
         if isinstance(data, list):
             count_parts(data)
-        return super().to_internal_value(data)
+        messages = super().to_internal_value(data)
+        index = unanswered_tool_message(messages)
+        if index is not None:
+            raise serializers.ValidationError({index: {"tool_call_id": [UNANSWERED_TOOL_MESSAGE]}})
+        return messages
+
+
+UNANSWERED_TOOL_MESSAGE = ("A tool message must answer a tool call of the assistant message before it: "
+                           "its tool_call_id must be the id of one of that message's tool_calls.")
 
 
 def count_parts(items: list, keys: tuple[str, ...] = ("content",), within: str = "messages") -> None:

@@ -17,6 +17,7 @@ from rest_framework.serializers import Serializer
 from .. import services
 from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
+from ..tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
 from .response_presenters import response_body, response_echo, stored_response_body
@@ -84,6 +85,7 @@ class ResponsesView(APIView):
         if "previous_response_id" in payload:  # the only read before the answer, and only when asked for
             previous = await previous_conversation(payload["previous_response_id"], api_key=request.auth)
         messages, params = chat_request(payload, previous)
+        _check_tool_outputs(messages)
         if previous is not None:  # the stored conversation goes out with every call too
             _check_continued(len(request.body) + len(orjson.dumps(previous)), messages, ensemble)
         work = services.completion_create(messages=messages, params=params, ensemble=ensemble,
@@ -93,6 +95,14 @@ class ResponsesView(APIView):
             return await response_stream(work, echo=echo)
         outcome = await _answered(work)
         return answer_response(response_body(outcome, echo), outcome)
+
+
+def _check_tool_outputs(messages: list[dict]) -> None:
+    """Refuse a function_call_output that answers no function call before it (OpenAI's 400)."""
+    index = unanswered_tool_message(messages)
+    if index is not None:
+        call_id = messages[index]["tool_call_id"][:64]
+        raise InvalidRequest(f"No tool call found for function call output with call_id {call_id}.", param="input")
 
 
 class ResponseView(APIView):
