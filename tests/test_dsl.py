@@ -107,6 +107,31 @@ def test_random_calls_only_the_member_drawn_from_the_request_id(http, backend):
     assert (request.members, request.winner_model, request.aggregation_method) == (models, chosen, "random")
 
 
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+CONCAT = {"ensemble": members("alpha", "beta"), "aggregation_method": "concat"}
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}},
+     "response_format"),
+    ({"tools": TOOLS}, "tools"),
+    ({"tools": TOOLS, "tool_choice": "required"}, "tools"),
+])
+def test_a_concat_ensemble_refuses_a_json_format_or_tools_its_joined_text_cannot_honour(http, backend, extra, param):
+    response = ask(http, CONCAT, **extra)
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["type"]) == (param, "invalid_request_error") and "concat" in error["message"]
+    assert not backend.calls and not CompletionRequest.objects.exists()
+
+
+def test_a_concat_ensemble_answers_a_text_format_and_tools_it_may_not_call(http):
+    assert ask(http, CONCAT, response_format={"type": "text"}).status_code == 200
+    assert ask(http, CONCAT, tools=TOOLS, tool_choice="none").status_code == 200
+
+
 def test_concat_returns_every_answer_with_its_model_and_no_winner(http):
     body = ask(http, {"ensemble": members("alpha", "beta@status=500", "gamma"), "aggregation_method": "concat"}).json()
 

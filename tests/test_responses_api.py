@@ -321,6 +321,8 @@ def test_completed_at_is_set_only_on_a_completed_response(sdk, trio_settings):
     ({"model": "trio", "input": "Hi", "conversation": "conv_123"}, "conversation"),
     ({"model": "trio", "input": "Hi\x00"}, "input"),
     ({"model": "trio", "input": [{"type": "function_call_output", "call_id": "call_1", "output": "Sunny"}]}, "input"),
+    ({"model": {"ensemble": [{"model": "alpha"}], "aggregation_method": "concat"}, "input": "Hi",
+      "text": {"format": {"type": "json_object"}}}, "text.format"),
 ])
 def test_bad_input_is_a_400_naming_the_param_and_nothing_is_stored_or_asked(http, backend, body, param):
     response = http.post("/v1/responses", json=body)

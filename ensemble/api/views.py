@@ -15,8 +15,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
 from .. import services
+from ..aggregation import CONCAT
 from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
+from ..structured import JSON_FORMATS
 from ..tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, details_header
@@ -45,6 +47,7 @@ class ChatCompletionsView(APIView):
         payload = _validated(parse_json_body(request), CHAT_REQUEST)
         ensemble = await _ensemble(payload["model"])
         _check_fanout(len(request.body), ensemble)
+        _check_concat(payload, ensemble)
         n = payload.get("n", 1)
         work = services.completion_create(
             messages=payload["messages"], params=payload, ensemble=ensemble,
@@ -86,6 +89,7 @@ class ResponsesView(APIView):
             previous = await previous_conversation(payload["previous_response_id"], api_key=request.auth)
         messages, params = chat_request(payload, previous)
         _check_tool_outputs(messages)
+        _check_concat(params, ensemble, format_param="text.format")
         if previous is not None:  # the stored conversation goes out with every call too
             _check_continued(len(request.body) + len(orjson.dumps(previous)), messages, ensemble)
         work = services.completion_create(messages=messages, params=params, ensemble=ensemble,
@@ -95,6 +99,19 @@ class ResponsesView(APIView):
             return await response_stream(work, echo=echo)
         outcome = await _answered(work)
         return answer_response(response_body(outcome, echo), outcome)
+
+
+def _check_concat(params: dict, ensemble: Ensemble, *, format_param: str = "response_format") -> None:
+    """Refuse a JSON format, or tools the members may call, when a concat ensemble answers: its answer
+    is every member's text under a heading, never the one JSON object or tool call those promise."""
+    if ensemble.aggregation != CONCAT:
+        return
+    if params.get("response_format", {}).get("type") in JSON_FORMATS:
+        raise InvalidRequest("A concat ensemble joins every answer under a heading, which is not one JSON "
+                             "object: use another aggregation_method with this format.", param=format_param)
+    if params.get("tools") and params.get("tool_choice") != "none":
+        raise InvalidRequest("A concat ensemble answers text, never tool calls: use another aggregation_method "
+                             "with tools, or tool_choice none.", param="tools")
 
 
 def _check_tool_outputs(messages: list[dict]) -> None:
