@@ -171,6 +171,20 @@ def test_a_completion_is_a_503_naming_the_database_when_it_cannot_be_opened(back
     assert "database" in response.json()["error"]["message"]
 
 
+def test_a_completion_is_a_503_within_the_pool_timeout_while_postgresql_is_down(backend):
+    # Nothing listens on the port, so the pool never gets a connection: each request waits
+    # TRIO_DB_POOL_TIMEOUT (5 s by default) for one, not psycopg_pool's own 30 s.
+    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/trio",
+           "TRIO_BACKEND_URL": backend.url, "TRIO_BACKEND_API_KEY": BACKEND_API_KEY}
+    env.pop("TRIO_DB_POOL_TIMEOUT", None)
+    with trio_subprocess(env) as url:
+        response = httpx.post(f"{url}/v1/chat/completions", timeout=15,  # a 30 s wait fails here
+                              json={"model": "trio", "messages": [{"role": "user", "content": "Hi"}]})
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+
+
 def test_it_names_the_database_when_its_tables_were_never_created(backend, tmp_path):
     # The file opens and answers SELECT 1, but nobody ran `migrate`: every API request would fail.
     response = readiness_on(tmp_path / "empty.sqlite3", backend)
