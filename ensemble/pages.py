@@ -81,7 +81,12 @@ class HistoryFilters(forms.Form):
 
 
 class HistoryPaginator(Paginator):
-    """A Paginator whose pages come from `selectors.request_history_page`: deep pages stay fast."""
+    """A Paginator whose pages come from `selectors.request_history_page`, so deep pages stay fast,
+    and whose count is `count` (from `selectors.request_history_count`)."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached_property: this is its value
 
     def page(self, number):
         number = self.validate_number(number)
@@ -99,7 +104,9 @@ def vote_list(request):
     form.is_valid()  # a field that does not validate is shown with its error and not applied
     filters = dict(form.cleaned_data)
     per_page = filters.pop("per_page", None) or PAGE_SIZE
-    page = HistoryPaginator(selectors.request_history(**filters), per_page).get_page(request.GET.get("page"))
+    paginator = HistoryPaginator(selectors.request_history(**filters), per_page,
+                                 count=selectors.request_history_count(**filters))
+    page = paginator.get_page(request.GET.get("page"))
     return render(request, "ensemble/vote_list.html", {
         "form": form, "page": page, "filtered": any(filters.values()),
         "models": selectors.history_models(), "statuses": RequestStatus.choices,

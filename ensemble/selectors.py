@@ -98,6 +98,19 @@ def request_history(
     return requests.order_by("-created_at", "-pk")
 
 
+def request_history_count(**filters) -> int:
+    """Return how many requests `request_history(**filters)` holds.
+
+    Filtered by model alone, it counts that model's range of the (model, request) index, where
+    counting `request_history` probes the index once per request: 41 against 374 ms on SQLite
+    over 100 000 requests that all had the model (bench/history_scale.py).
+    """
+    model = filters.get("model")
+    if model and not any(value for name, value in filters.items() if name != "model"):
+        return Candidate.objects.filter(model=model).values("request_id").distinct().count()
+    return request_history(**filters).count()
+
+
 def _request_id(text: str) -> uuid.UUID | None:
     """Return the request id `text` spells (a public id `trio-<hex>`, or the UUID itself), or None."""
     try:

@@ -219,6 +219,14 @@ def test_history_is_newest_first_with_the_winners_acceptances(history):
 ])
 def test_history_filters(history, filters, expected):
     assert [r.pk for r in selectors.request_history(**filters)] == [history[i].pk for i in expected]
+    assert selectors.request_history_count(**filters) == len(expected)
+
+
+def test_a_model_twice_in_one_request_counts_that_request_once(history):
+    vote(members=["a", "a"], created_at=ago(minutes=4), prompt="Twice", ballots={0: ([0, 1], 0)})
+
+    assert selectors.request_history_count(model="a") == 5 == selectors.request_history(model="a").count()
+    assert selectors.request_history_count(model="a", date_from=timezone.now().date()) == 4
 
 
 def test_history_date_range_is_inclusive_of_whole_days(history):
