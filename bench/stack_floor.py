@@ -2,7 +2,8 @@
 
 Bench 1 (`concurrency.py`) sends 192 requests, 64 arriving at once, to one worker, and asks for a
 p50 overhead of at most 20 ms over two backend round trips. This sends the same load, in the same
-run and against the same fake backend, to three servers, each one gunicorn + uvicorn worker:
+run and against the same fake backend, to four apps on three servers, each one gunicorn + uvicorn
+worker:
 
 - **bare ASGI**: `bench.skeleton.asgi:bare_application`, a plain ASGI callable that makes a
   three-model completion's six backend calls with Trio's `BackendClient` and answers;
@@ -13,8 +14,8 @@ run and against the same fake backend, to three servers, each one gunicorn + uvi
 - **Trio**: the real service (validation, API-key check, voting, every request stored).
 
 The skeletons do no validation, no voting and no storage, so their overhead is a floor: Trio runs
-on the second one and cannot be cheaper than it. Runs are interleaved (bare, Django, Trio, bare,
-...) so that a machine slowing down during the run weighs on all three alike.
+on Django + adrf and cannot be cheaper than it. Runs are interleaved (bare, Django view, adrf, Trio,
+bare, ...) so that a machine slowing down during the run weighs on all four alike.
 
     python bench/stack_floor.py --runs 5
 """

@@ -6,8 +6,9 @@ generation calls at once through Trio's own `BackendClient`, then three calls ca
 answer), and answer with a chat.completion, but validate nothing, vote on nothing and store
 nothing:
 
-- `asgi.application`: Django's ASGI handler with no middleware and an adrf view with no
-  authentication, i.e. the fixed stack (Django + adrf + uvicorn) at its leanest;
+- `asgi.application`: Django's ASGI handler with no middleware, serving an adrf view with no
+  authentication (the fixed stack, Django + adrf + uvicorn, at its leanest) and the same as a plain
+  Django async view (under /plain/);
 - `asgi.bare_application`: the same calls from a plain ASGI callable, without Django.
 
 What they measure is a floor: no Trio code path can be cheaper than the stack it runs on.

@@ -8,22 +8,12 @@ import uuid
 from django.conf import settings
 
 from ensemble.admission import admission_release
-from ensemble.backend import BackendClient
-
-_clients: dict[asyncio.AbstractEventLoop, BackendClient] = {}
-
-
-def _client() -> BackendClient:
-    """Return this event loop's client, made once (as Trio's `client_for_running_loop` does)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = BackendClient(settings.BACKEND_URL, timeout=60)
-    return _clients[loop]
+from ensemble.backend import client_for_running_loop
 
 
 async def two_rounds(messages: list[dict]) -> dict:
     """Ask every model, then ask every model again with all answers; return a chat.completion."""
-    client = _client()
+    client = client_for_running_loop()  # Trio's own, one per event loop
     admission_release()  # as Trio's service does before its first call (a no-op outside the gate)
     answers = await asyncio.gather(*(client.chat(model, messages) for model in settings.MODELS))
     listing = "\n\n".join(f"Candidate {number}: {answer.content}" for number, answer in enumerate(answers, 1))

@@ -18,6 +18,10 @@ REST_FRAMEWORK = {
 }
 # Trio's admission gate (ensemble.admission), with Trio's default: requests start in arrival order.
 TRIO_ADMISSION_SLOTS = 3
-# bench/stack_floor.py sets these, as bench/harness.py does for Trio.
-BACKEND_URL = os.environ["TRIO_BACKEND_URL"]
+# What Trio's ensemble.backend.client_for_running_loop reads, with Trio's defaults; bench/stack_floor.py
+# sets the backend and the models, as bench/harness.py does for Trio.
+TRIO_BACKEND_URL = os.environ["TRIO_BACKEND_URL"]
+TRIO_BACKEND_API_KEY = None
+TRIO_TIMEOUT = 60.0
+TRIO_BACKEND_MAX_CONNECTIONS = 512
 MODELS = os.environ["TRIO_MODELS"].split(",")

@@ -146,6 +146,10 @@ class MessageSerializer(serializers.Serializer):
         return attrs
 
 
+UNANSWERED_TOOL_MESSAGE = ("A tool message must answer a tool call of the assistant message before it: "
+                           "its tool_call_id must be the id of one of that message's tool_calls.")
+
+
 class MessagesField(serializers.ListField):
     """`messages`, whose content parts are counted before any message is validated, and whose tool
     messages each answer a call of the assistant turn before them."""
@@ -158,10 +162,6 @@ class MessagesField(serializers.ListField):
         if index is not None:
             raise serializers.ValidationError({index: {"tool_call_id": [UNANSWERED_TOOL_MESSAGE]}})
         return messages
-
-
-UNANSWERED_TOOL_MESSAGE = ("A tool message must answer a tool call of the assistant message before it: "
-                           "its tool_call_id must be the id of one of that message's tool_calls.")
 
 
 def count_parts(items: list, keys: tuple[str, ...] = ("content",), within: str = "messages") -> None:
