@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ensemble.devserver import free_port
+
 from .conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +67,6 @@ def serving(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def lines_of(stream) -> queue.Queue:
