@@ -9,10 +9,10 @@
 # trio_site/gunicorn_conf.py); Docker's default of 10 s kills them unanswered and unstored.
 #
 # All configuration comes from the environment (trio_site/settings.py reads it). The image runs with
-# TRIO_ENV=production: it refuses to start without DJANGO_SECRET_KEY rather than sign sessions with
-# the public development key, and redirects to HTTPS unless TRIO_HTTPS=false (plain HTTP on
-# localhost, as above). Without DATABASE_URL it keeps a SQLite file in /app/data: mount a volume
-# there to keep the history.
+# TRIO_ENV=production: it refuses to start without a strong DJANGO_SECRET_KEY (the top of
+# docker-compose.yml shows how to make one) rather than sign sessions with a guessable key, and
+# redirects to HTTPS unless TRIO_HTTPS=false (plain HTTP on localhost, as above). Without
+# DATABASE_URL it keeps a SQLite file in /app/data: mount a volume there to keep the history.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -8,6 +8,9 @@
 3. asks a few dozen questions concurrently through the OpenAI-compatible API;
 4. prints where to look (vote history, leaderboard, admin) and serves until Ctrl-C.
 
+SIGTERM and SIGHUP (a service manager, `timeout`, a closed terminal) stop it as Ctrl-C does:
+gunicorn, its workers and the fake backend all end with it.
+
 History goes to the database DATABASE_URL names (by default the project's trio.sqlite3), so it
 is still there afterwards. `--once` stops after printing, for tests and scripts.
 """
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import collections
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,11 +61,14 @@ QUESTIONS = [
     "Suggest a name for a friendly robot.",
 ]
 SERVER_START_TIMEOUT = 30.0
+# gunicorn, idle or finishing the demo's last questions, stops well within this; then it is killed.
+SERVER_STOP_TIMEOUT = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit status."""
     options = parse_args(argv)
+    stop_on_signals(signal.SIGTERM, signal.SIGHUP)
     with run_in_thread(FakeBackend(models=MODELS, api_key=BACKEND_API_KEY, seed=7)) as backend:
         env = trio_environment(backend.url, options.port)
         prepare_database(env)
@@ -91,6 +98,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def stop_on_signals(*signums: signal.Signals) -> None:
+    """Make each signal interrupt the demo as Ctrl-C does, so the same clean-up runs.
+
+    Python's default for SIGTERM and SIGHUP ends the process at once, skipping every `finally`:
+    gunicorn was left serving on the port, its backend gone.
+    """
+    def interrupt(signum: int, frame) -> None:
+        raise KeyboardInterrupt
+
+    for signum in signums:
+        signal.signal(signum, interrupt)
+
+
 def free_port() -> int:
     """Return a loopback port that was free a moment ago."""
     with socket.socket() as sock:
@@ -117,12 +137,17 @@ def prepare_database(env: dict[str, str]) -> None:
 
 
 def start_trio(env: dict[str, str], port: int) -> subprocess.Popen:
-    """Start gunicorn with the uvicorn worker, as production does; return the process."""
+    """Start gunicorn with the uvicorn worker, as production does; return the process.
+
+    It gets a process group of its own, so that only the demo signals it: the terminal's Ctrl-C
+    reaches the demo alone, which then stops gunicorn (a SIGHUP from a closed terminal would
+    otherwise make gunicorn reload its workers, not stop), and stop() can kill the whole group.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "trio_site.asgi:application", "-c", "python:trio_site.gunicorn_conf",
          "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "1",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, process_group=0,
     )
 
 
@@ -182,14 +207,18 @@ def print_urls(base_url: str) -> None:
 
 
 def stop(server: subprocess.Popen) -> None:
-    """Stop gunicorn gracefully, or kill it if it will not go."""
+    """Stop gunicorn gracefully, or kill it and its workers if it will not go."""
     if server.poll() is None:
-        server.terminate()
+        server.terminate()  # gunicorn's graceful stop: its workers finish, then it exits
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=SERVER_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            pass
+    try:
+        os.killpg(server.pid, signal.SIGKILL)  # a worker left by a master that died or was killed
+    except ProcessLookupError:
+        pass
+    server.wait()
 
 
 if __name__ == "__main__":

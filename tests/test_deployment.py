@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +36,8 @@ LITELLM_CONFIG = ROOT / "deploy" / "litellm-config.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
+# As docker-compose.yml tells the operator to make one: production refuses a weak key.
+SECRET_KEY = secrets.token_urlsafe(50)
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
 _VARIABLE_RE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -78,7 +81,7 @@ def trio_env(services) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def deployed_env(trio_env) -> dict[str, str]:
     """Return the trio service's environment as a fresh deployment gets it (only the secret set)."""
-    return {key: interpolate(str(value), {"DJANGO_SECRET_KEY": "s3cret"}) for key, value in trio_env.items()}
+    return {key: interpolate(str(value), {"DJANGO_SECRET_KEY": SECRET_KEY}) for key, value in trio_env.items()}
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +211,7 @@ def _compose_config(command: list[str], env_file: Path, environ: dict) -> subpro
 def test_docker_compose_accepts_the_file(compose_command, tmp_path):
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
-    result = _compose_config(compose_command, env_file, {"DJANGO_SECRET_KEY": "s3cret"})
+    result = _compose_config(compose_command, env_file, {"DJANGO_SECRET_KEY": SECRET_KEY})
     assert result.returncode == 0, result.stderr
 
 
@@ -350,7 +353,7 @@ def container_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     return {
         "PATH": f"{venv_bin}:{os.environ['PATH']}", "HOME": str(tmp_path), "TRIO_ENV": "production",
-        "DJANGO_SECRET_KEY": "test-only-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'trio.sqlite3'}",
+        "DJANGO_SECRET_KEY": SECRET_KEY, "DATABASE_URL": f"sqlite:///{tmp_path / 'trio.sqlite3'}",
         "TRIO_PORT": str(free_port()), "WEB_CONCURRENCY": "1", "TRIO_ADMIN_PASSWORD": "correct-horse",
         **extra,
     }

@@ -8,13 +8,13 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import httpx
 import pytest
 from axes.models import AccessAttempt
 from django.core.management import call_command
+from django.db.models import F
 
 from ensemble.api.auth import api_key_create, keys_required
 
@@ -79,12 +79,32 @@ def test_a_successful_login_resets_the_count(trio, admins, limits):
     assert fail(trio, 1) == [429]
 
 
+def let_time_pass(since_the_last_try: timedelta, username: str = "alice") -> None:
+    """Make `username`'s stored attempts as old as if `since_the_last_try` had passed without a try.
+
+    axes counts only attempts younger than the cool-off (by `attempt_time`), so this is the state
+    the wait leaves, reached without a wall-clock race: a short real cool-off ran out under load
+    before the test could see the lock.
+    """
+    moved = AccessAttempt.objects.filter(username=username).update(
+        attempt_time=F("attempt_time") - since_the_last_try)
+    assert moved, f"no attempts stored for {username}"
+
+
 def test_the_lock_ends_after_the_cool_off(trio, admins, limits):
-    limits.AXES_COOLOFF_TIME = timedelta(seconds=1)
     fail(trio, 5)
-    assert log_in(trio, "alice", PASSWORD).status_code == 429
-    time.sleep(1.5)  # the refused attempt above started the wait again
+    let_time_pass(timedelta(minutes=14))
+    assert log_in(trio, "alice", PASSWORD).status_code == 429  # a minute before the end of 15
+    let_time_pass(timedelta(minutes=15, seconds=1))  # since that refused try
     assert log_in(trio, "alice", PASSWORD).status_code == 302
+
+
+def test_a_refused_try_during_the_lock_starts_the_wait_again(trio, admins, limits):
+    fail(trio, 5)
+    let_time_pass(timedelta(minutes=14))
+    assert log_in(trio, "alice", PASSWORD).status_code == 429
+    let_time_pass(timedelta(minutes=14))  # 28 minutes after the fifth failure, 14 after the last try
+    assert log_in(trio, "alice", PASSWORD).status_code == 429
 
 
 def test_the_reset_command_lifts_a_lock(trio, admins, limits):

@@ -48,6 +48,32 @@ def test_production_refuses_to_start_with_an_unsafe_setting(env, complaint):
     assert "ImproperlyConfigured" in result.stderr and complaint in result.stderr
 
 
+@pytest.mark.parametrize("key", [
+    "short-but-secret-9f3b",
+    secrets.token_urlsafe(50)[:49],  # random, one character short of Django's 50
+    "abcd" * 20,  # long, four different characters
+    "django-insecure-" + secrets.token_urlsafe(50),  # what startproject writes, for development
+], ids=["short", "49-characters", "4-distinct-characters", "django-insecure-prefix"])
+def test_production_refuses_to_start_with_a_secret_key_djangos_deploy_check_calls_insecure(key):
+    """Django itself only warns (security.W009), and only under `check --deploy`; Trio would then sign
+    sessions and CSRF tokens with it."""
+    result = manage("check", **production(DJANGO_SECRET_KEY=key))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "DJANGO_SECRET_KEY is too weak" in result.stderr
+    assert "secrets.token_urlsafe(50)" in result.stderr  # how to make a good one
+    assert key not in result.stderr + result.stdout  # the message never shows the secret
+
+
+def test_production_starts_with_a_secret_key_just_strong_enough():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production(DJANGO_SECRET_KEY="abcde" * 10))
+    assert result.returncode == 0, result.stderr
+
+
+def test_development_still_starts_with_a_weak_secret_key():
+    result = manage("check", DJANGO_SECRET_KEY="short")
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.fixture
 def https(settings):
     """The HTTPS settings production gets by default (TRIO_HTTPS on)."""

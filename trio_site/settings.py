@@ -136,12 +136,29 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 if DEBUG and TRIO_ENV == "production":
     raise ImproperlyConfigured("DJANGO_DEBUG must be off when TRIO_ENV=production: debug pages show settings.")
 
+
+def secret_key_is_strong(key: str) -> bool:
+    """Return whether Django's deploy check accepts `key`: its rule for security.W009, restated.
+
+    (Django keeps the rule in a private function, django.core.checks.security.base._check_secret_key.)
+    """
+    return len(key) >= 50 and len(set(key)) >= 5 and not key.startswith("django-insecure-")
+
+
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if TRIO_ENV == "production":
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when TRIO_ENV=production.")
     # Good enough for a laptop; never used when TRIO_ENV=production.
     SECRET_KEY = "django-insecure-trio-local-development-key-do-not-deploy"
+elif TRIO_ENV == "production" and not secret_key_is_strong(SECRET_KEY):
+    # Django only warns (security.W009, and only under `check --deploy`), then signs sessions,
+    # password-reset links and CSRF tokens with a key short enough to guess.
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is too weak for TRIO_ENV=production: it needs at least 50 characters, 5 of them "
+        "different, and no 'django-insecure-' prefix (Django's security.W009). Generate one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 if not ALLOWED_HOSTS:  # e.g. " , ": Django would answer every request, /health too, with a 400
