@@ -170,6 +170,14 @@ async def ensembles_all() -> list[Ensemble]:
     return [default] + [_with_defaults(e) for name, e in sorted(rows.items()) if name != DEFAULT_NAME]
 
 
+def models_configured() -> frozenset[str]:
+    """Return the backend models an operator named: TRIO_MODELS, and the members, judges and
+    synthesizers of the named ensembles as this process last loaded them (no query)."""
+    named = list(ensemble_cache.loaded().values())
+    return frozenset(settings.TRIO_MODELS).union(
+        *(e.members for e in named), (e.judge_model for e in named), (e.synthesize_model for e in named))
+
+
 def _with_defaults(ensemble: Ensemble) -> Ensemble:
     # Rows without a timeout follow TRIO_TIMEOUT as it is now, not as it was when they were cached.
     return ensemble if ensemble.timeout is not None else dataclasses.replace(ensemble, timeout=settings.TRIO_TIMEOUT)
@@ -225,6 +233,10 @@ class EnsembleCache:
         if generation == self._generation:  # else cleared while loading: the rows may be stale already
             self._rows, self._expires = rows, now + self.ttl
         return rows
+
+    def loaded(self) -> dict[str, Ensemble]:
+        """Return the rows as last loaded, however old ({} before the first load); never queries."""
+        return self._rows or {}
 
     def clear(self) -> None:
         self._rows = None

@@ -9,11 +9,13 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the view)
 
+from .ensembles import models_configured
 from .outcomes import CompletionOutcome
 
 logger = logging.getLogger("ensemble.completions")
@@ -75,16 +77,16 @@ def completion_observe(outcome: CompletionOutcome) -> None:
     """Count the outcome in the metrics and write its one log line."""
     ensemble = outcome.ensemble.name
     label = outcome.ensemble.metrics_name  # "request" / "passthrough" for names clients choose
+    model_label = _model_labeller(outcome)
     COMPLETIONS.labels(label, outcome.status).inc()
     for c in outcome.candidates:
-        BACKEND_CALLS.labels(_model_label(outcome, c.model, c.status), "generation", c.status).observe(
-            c.latency_ms / 1000)
+        BACKEND_CALLS.labels(model_label(c.model), "generation", c.status).observe(c.latency_ms / 1000)
     for b in outcome.ballots:
-        voter = _model_label(outcome, b.voter_model, b.status)
+        voter = model_label(b.voter_model)
         BACKEND_CALLS.labels(voter, "voting", b.status).observe(b.latency_ms / 1000)
         BALLOTS.labels(voter, b.status).inc()
     if outcome.winner is not None:
-        WINS.labels(label, outcome.winner.model).inc()
+        WINS.labels(label, model_label(outcome.winner.model)).inc()
     logger.info(
         "completion %s ensemble=%s status=%s winner=%s latency_ms=%d members=%s",
         outcome.public_id, ensemble, outcome.status, outcome.winner.model if outcome.winner else "-",
@@ -98,14 +100,18 @@ def completion_observe(outcome: CompletionOutcome) -> None:
     )
 
 
-def _model_label(outcome: CompletionOutcome, model: str, status: str) -> str:
-    """Return the metrics label of a backend model: its name when an operator configured it or the
-    backend answered it (the backend's own model list bounds those), else "other".
+def _model_labeller(outcome: CompletionOutcome) -> Callable[[str], str]:
+    """Return the function giving a backend model's metrics label in `outcome`: its name when an
+    operator configured it (TRIO_MODELS, a named ensemble), else "other".
 
-    DSL and pass-through requests name models freely; labelling every name a client sends would
-    let anyone grow /metrics and the worker's memory without bound.
+    DSL and pass-through requests name models freely, and a backend may answer any name (a
+    LiteLLM wildcard route, the fake backend): a label per name a client sends would let anyone
+    grow /metrics and the worker's memory without bound, answered or not.
     """
-    return model if outcome.ensemble.origin == "config" or status == "ok" else OTHER_MODEL
+    if outcome.ensemble.origin == "config":  # `trio` or a named ensemble: all its models are configured
+        return lambda model: model
+    configured = models_configured()
+    return lambda model: model if model in configured else OTHER_MODEL
 
 
 OTHER_MODEL = "other"

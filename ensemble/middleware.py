@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 import orjson
 from django.conf import settings
+from django.http import HttpResponseBadRequest
 from django.middleware import common, security
 
 from .api.errors import error_body, openai_error
@@ -55,6 +56,44 @@ class OpenAIErrorMiddleware(HybridMiddleware):
         # Django logs it again when it leaves the middleware.
         converted._has_been_logged = getattr(response, "_has_been_logged", False)
         return converted
+
+
+class RefuseNulCharacters(HybridMiddleware):
+    """Answer 400 to a request with a NUL character in its path, query, form fields or cookies.
+
+    PostgreSQL refuses NUL in any text it is sent, so a NUL that reaches a query (an admin list
+    filter, a session cookie's key) is a DataError and a 500 there, while SQLite answers. No name,
+    filter or key Trio stores can contain one, so one rule here, before sessions and views, covers
+    the admin, the pages and the API alike, on both databases. Under /v1/ and for `.json` pages
+    the answer is an OpenAI-shaped error; elsewhere plain text.
+    """
+
+    def refuse(self, request):
+        where = _nul_carrier(request)
+        if where is None:
+            return None
+        message = f"{where} contains a NUL character (%00), which Trio does not accept."
+        if is_api_path(request.path) or request.path.endswith(".json"):
+            return openai_error(400, message, code="invalid_value")
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+def _nul_carrier(request) -> str | None:
+    """Return which part of `request` carries a NUL (e.g. "Query parameter 'status'"), or None."""
+    if "\x00" in request.path:
+        return "The URL path"
+    parts = [("Query parameter", request.GET.lists()),
+             ("Cookie", ((name, [value]) for name, value in request.COOKIES.items()))]
+    # Only urlencoded forms (the admin's and the login's): reading a multipart body here would
+    # parse it in the event loop, and Django's form fields refuse NUL in what they accept anyway.
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        parts.append(("Form field", request.POST.lists()))
+    for kind, pairs in parts:
+        for name, values in pairs:
+            if "\x00" in name or any("\x00" in value for value in values):
+                shown = name.replace("\x00", "%00")
+                return f"{kind} {shown!r}"
+    return None
 
 
 class BodySizeLimit:

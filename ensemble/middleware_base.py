@@ -9,7 +9,8 @@ class HybridMiddleware:
 
     Django's MiddlewareMixin runs sync-style hooks in a worker thread under ASGI; a subclass of
     this one runs in the event loop (async) or inline (sync) and overrides `process`, and
-    optionally `enter(request)` / `leave(request, state)` for work that must wrap the call.
+    optionally `enter(request)` / `leave(request, state)` for work that must wrap the call, or
+    `refuse(request)` to answer a request itself before the view.
     """
 
     async_capable = True
@@ -23,6 +24,8 @@ class HybridMiddleware:
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self._acall(request)
+        if (refusal := self.refuse(request)) is not None:
+            return refusal
         state = self.enter(request)
         try:
             return self.process(request, self.get_response(request))
@@ -30,11 +33,17 @@ class HybridMiddleware:
             self.leave(request, state)
 
     async def _acall(self, request):
+        if (refusal := self.refuse(request)) is not None:
+            return refusal
         state = self.enter(request)
         try:
             return self.process(request, await self.get_response(request))
         finally:
             self.leave(request, state)
+
+    def refuse(self, request):
+        """Return the response that answers `request` instead of the view, or None to go on."""
+        return None
 
     def enter(self, request):
         return None

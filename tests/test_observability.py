@@ -72,17 +72,6 @@ def test_metrics_count_completions_calls_and_votes(http):
     assert 'trio_wins_total{ensemble="trio",model="alpha@quality=0.9"}' in text
 
 
-def test_model_names_a_client_chose_are_labelled_only_once_the_backend_answered_them(http):
-    answered = http.post("/v1/chat/completions", json={**BODY, "model": "fresh-model"})
-    refused = http.post("/v1/chat/completions", json={**BODY, "model": "made-up-7f3a@status=404"})
-    assert (answered.status_code, refused.status_code) == (200, 404)
-
-    text = http.get("/metrics").text
-    assert 'trio_backend_call_seconds_count{model="fresh-model",round="generation",status="ok"}' in text
-    assert "made-up-7f3a" not in text
-    assert 'trio_backend_call_seconds_count{model="other",round="generation",status="error"}' in text
-
-
 def test_without_content_storage_the_votes_are_kept_but_no_text(http, trio_settings):
     trio_settings.TRIO_STORE_CONTENT = False
 

@@ -191,6 +191,8 @@ MIDDLEWARE = [
     # middleware so that JSON errors carry CORS headers too and browsers can read them.
     "corsheaders.middleware.CorsMiddleware",
     "ensemble.middleware.OpenAIErrorMiddleware",
+    # Before sessions: a NUL in a session cookie (or a list filter) is a 500 on PostgreSQL.
+    "ensemble.middleware.RefuseNulCharacters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -211,6 +213,7 @@ API_MIDDLEWARE = [
     "ensemble.middleware.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "ensemble.middleware.OpenAIErrorMiddleware",
+    "ensemble.middleware.RefuseNulCharacters",
     "ensemble.middleware.CommonMiddleware",
 ]
 
