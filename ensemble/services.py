@@ -339,9 +339,11 @@ async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, non
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage
     parsed = voting.parse_ballot(result.content, len(pending.shown_order))
     if parsed is None:
-        ballot.status, ballot.error = "unparseable", "no ACCEPTED line in the reply"
+        ballot.status = "unparseable"
+        ballot.error = f"no ACCEPTED line naming NONE or one of the {len(pending.shown_order)} candidates shown"
     else:
         ballot.marks = voting.ballot_marks(pending.voter_index, parsed, pending.shown_order)
+        ballot.error = parsed.note  # numbers it named that were no candidate: ignored, the rest counts
     return ballot
 
 
