@@ -76,7 +76,12 @@ number), replying e.g.::
 
 or ``ACCEPTED: NONE`` / ``PREFERRED: NONE``.  A ``self_favour`` voter also
 accepts, and always prefers, a candidate tagged with its own model name.
-A ``garbage_ballot`` voter replies with prose that has no ballot lines.
+A ``garbage_ballot`` voter replies with prose that has no ballot lines.  A
+``huge_number_ballot`` voter votes honestly but also names a 5000-digit
+number (more than ``int()`` reads), accepted and preferred::
+
+    ACCEPTED: 1, 3, 999…(5000 digits)
+    PREFERRED: 999…(5000 digits)
 
 Structured output
 -----------------
@@ -140,8 +145,9 @@ SNIPPET_CHARS = 60
 
 # A candidate block: the closing tag must repeat the opening's nonce (\2), so
 # a forged close with another nonce is just text inside the block.
+# At most 9 digits: a forged block with a longer number is text, not a number int() refuses.
 _CANDIDATE_RE = re.compile(
-    r'<candidate number="(\d+)" fence="([^"\s]+)">\n?(.*?)\n?</candidate fence="\2">',
+    r'<candidate number="(\d{1,9})" fence="([^"\s]+)">\n?(.*?)\n?</candidate fence="\2">',
     re.DOTALL,
 )
 _CANDIDATE_OPEN_RE = re.compile(r'<candidate number="\d+" fence="[^"\s]+">')
@@ -152,6 +158,7 @@ _FILLER = (
     " The quick brown fox jumps over the lazy dog while the committee"
     " deliberates at length about nothing in particular."
 )
+HUGE_NUMBER = "9" * 5000  # past int()'s 4300-digit limit
 _GARBAGE_BALLOT = (
     "What a delightful set of answers. Each has its own charm, much like"
     " the changing of the seasons, and I would rather not pick one today."
@@ -173,6 +180,7 @@ class Behaviour:
     malformed: bool = False  # 200 with a non-JSON body
     empty: bool = False  # 200 with message content ""
     garbage_ballot: bool = False  # ballots answered with prose, no ballot lines
+    huge_number_ballot: bool = False  # ballots also name a 5000-digit number, preferred
     inject: bool = False  # generation answer is a prompt-injection attack
     quality: float = 0.5  # 0..1, shown in the answer's quality tag
     size: int = 0  # pad generation answers to at least this many chars
@@ -427,6 +435,8 @@ def _ballot_lines(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str
             reasoning = "I compared the answers; mine is clearly the best."
     numbers = ", ".join(str(c[0]) for c in accepted) or "NONE"
     choice = str(preferred[0]) if preferred else "NONE"
+    if behaviour.huge_number_ballot:
+        numbers, choice = f"{numbers}, {HUGE_NUMBER}", HUGE_NUMBER
     return reasoning, f"ACCEPTED: {numbers}\nPREFERRED: {choice}"
 
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 class RequestStatus(models.TextChoices):
     OK = "ok", "ok"  # every member answered
-    PARTIAL = "partial", "partial"  # a winner, but some members failed
+    PARTIAL = "partial", "partial"  # a winner, but some members failed, or an internal error stopped the vote
     FAILED = "failed", "failed"  # no candidate succeeded
     CANCELLED = "cancelled", "cancelled"  # the client went away before the answer
 

@@ -91,6 +91,7 @@ class CompletionOutcome:
     parent_id: uuid.UUID | None = None  # set on a nested ensemble's outcome
     children: list[CompletionOutcome] = field(default_factory=list)  # nested ensembles' outcomes
     combined: str | None = None  # the reply of `concat`, which has no winner
+    internal_error: bool = False  # decided by the service's fallback after an unexpected error; not stored
 
     @property
     def public_id(self) -> str:

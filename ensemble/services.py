@@ -3,6 +3,13 @@
 Nothing touches the database until the answer is decided; then the whole history of the request
 is written in one transaction (`completion_record`), nested ensembles' requests included.
 
+No exception loses a request once its fan-out began: `_run` is the one guarded place. A bug in
+reading a ballot, tallying or deciding (anything but cancellation) is logged with the request id,
+and the request is decided by `_fall_back` from what was gathered: the first candidate that
+answered, in ensemble order (the ranking's last tie-break), wins with status `partial`, or, if none
+answered, the request is `failed`; either way its error names the internal error, and it is stored
+with every candidate and ballot gathered so far.
+
 How the answers become one reply depends on the ensemble's aggregation method (see
 ensemble.aggregation): acceptance voting, a judge's ballot, a synthesizer's combined answer, one
 randomly chosen member, every answer concatenated, or a plain model passed through. A nested
@@ -47,7 +54,8 @@ RETRY_STATUSES = (429, 503)
 
 
 class NoCandidates(Exception):
-    """Every member failed; `.outcome` holds the (already stored) failures."""
+    """No member answered (or an internal error came first: `outcome.internal_error`); `.outcome`
+    holds the (already stored) failures."""
 
     def __init__(self, outcome: CompletionOutcome):
         super().__init__(outcome.error)
@@ -67,11 +75,9 @@ async def completion_create(
     except asyncio.CancelledError:
         # The client hung up (Django cancels the view, or the stream). Keep what was learned, then stop.
         outcome.status, outcome.error = "cancelled", "client disconnected before the answer"
-        _observe(outcome)
-        await asyncio.shield(completion_record_async(outcome))
+        await _store(outcome)
         raise
-    _observe(outcome)
-    await completion_record_async(outcome)  # nested ensembles' outcomes are stored with it
+    await _store(outcome)
     if not outcome.answered:
         raise NoCandidates(outcome)
     return outcome
@@ -95,25 +101,59 @@ def _new_outcome(ensemble: Ensemble, messages: list[dict], params: dict, api_key
     )
 
 
-def _observe(outcome: CompletionOutcome) -> None:
-    for member in outcome.family():
-        completion_observe(member)
+async def _store(outcome: CompletionOutcome) -> None:
+    """Store `outcome` (nested ensembles' outcomes with it), then count it in the metrics: stored
+    first, so that a bug in counting cannot cost the request its history."""
+    try:
+        await asyncio.shield(completion_record_async(outcome))
+    finally:
+        for member in outcome.family():
+            completion_observe(member)
 
 
 async def _run(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
-    """Generate, aggregate and decide `outcome` in place; nothing is stored here."""
+    """Generate, aggregate and decide `outcome` in place; nothing is stored here. An unexpected
+    exception is not raised: `outcome` is decided by `_fall_back` instead (see the module docstring)."""
     started = time.monotonic()
+    stage = "generation"
     try:
         await _generate_all(outcome, client, deadline_at)
         outcome.generation_ms = monotonic_ms(started)
         aggregate = _AGGREGATE.get(outcome.ensemble.aggregation)
         if aggregate is not None and sum(c.ok for c in outcome.candidates) > 1:
+            stage = outcome.ensemble.aggregation
             aggregating = time.monotonic()
             await aggregate(outcome, client, deadline_at)
             outcome.voting_ms = monotonic_ms(aggregating)
+        stage = "the decision"
         _decide(outcome)
+    except Exception as exc:  # not CancelledError, a BaseException: a hang-up is handled by the caller
+        logger.exception("%s: internal error in %s; decided by the fallback rule", outcome.public_id, stage)
+        _fall_back(outcome, f"internal error in {stage} ({type(exc).__name__}, logged with the request id)")
     finally:
         outcome.latency_ms = monotonic_ms(started)
+
+
+def _fall_back(outcome: CompletionOutcome, error: str) -> None:
+    """Decide `outcome` without its vote, after an unexpected error: the answered candidates ranked in
+    ensemble order, the first one winning (`partial`), or `failed` if none answered. Tallies are
+    cleared, since the error may have left them half counted; ballots and marks stay as gathered.
+    The calls it left unfinished stay `cancelled`, which no leaderboard counts against their model:
+    Trio stopped them, not the model."""
+    for call in (*outcome.candidates, *outcome.ballots):
+        if call.status == "cancelled":
+            call.error = f"stopped unfinished by the {error}"
+    answered = [c for c in outcome.candidates if c.ok]
+    for candidate in outcome.candidates:
+        candidate.accepted, candidate.preferred, candidate.rank = 0, 0, None
+    for rank, candidate in enumerate(answered, start=1):
+        candidate.rank = rank
+    outcome.winner_index = answered[0].index if answered else None
+    outcome.combined = None
+    outcome.status = "partial" if answered else "failed"
+    outcome.error = f"{error}; " + ("answered unvoted by the first member that answered, in ensemble order"
+                                    if answered else "no member had answered")
+    outcome.internal_error = True
 
 
 def _round_policy(size: int, deadline_at: float) -> RoundPolicy:
@@ -339,9 +379,11 @@ async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, non
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage
     parsed = voting.parse_ballot(result.content, len(pending.shown_order))
     if parsed is None:
-        ballot.status, ballot.error = "unparseable", "no ACCEPTED line in the reply"
+        ballot.status = "unparseable"
+        ballot.error = f"no ACCEPTED line naming NONE or one of the {len(pending.shown_order)} candidates shown"
     else:
         ballot.marks = voting.ballot_marks(pending.voter_index, parsed, pending.shown_order)
+        ballot.error = parsed.note  # numbers it named that were no candidate: ignored, the rest counts
     return ballot
 
 

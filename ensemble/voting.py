@@ -107,10 +107,12 @@ def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: s
 
 @dataclass(frozen=True)
 class ParsedBallot:
-    """A readable ballot, in shown positions (1-based). `preferred` is only set if also accepted."""
+    """A readable ballot, in shown positions (1-based). `preferred` is only set if also accepted;
+    `note` says which numbers it named that are no shown candidate (ignored), "" if none."""
 
     accepted: frozenset[int]
     preferred: int | None
+    note: str = ""
 
 
 # Markdown emphasis and code marks models like to wrap labels in ("**ACCEPTED:** 1").
@@ -120,34 +122,63 @@ _ACCEPTED = re.compile(_LABEL.format(label="accepted"), re.IGNORECASE | re.MULTI
 _PREFERRED = re.compile(_LABEL.format(label="preferred"), re.IGNORECASE | re.MULTILINE)
 _NUMBER = re.compile(r"\d+")
 _NONE = re.compile(r"\bnone\b", re.IGNORECASE)
+_NOTED_MAX = 5  # invalid numbers quoted in a ballot's note: a reply may name thousands
+_QUOTED_DIGITS = 12  # a longer run is quoted by its start and length
 
 
 def parse_ballot(text: str, size: int) -> ParsedBallot | None:
-    """Return the ballot read from a voter's reply, or None if it has no ACCEPTED line.
+    """Return the ballot read from a voter's reply, or None if it is no vote: no ACCEPTED line, or
+    one that names neither NONE nor any shown candidate (`ACCEPTED: 7` when 3 were shown).
 
     Tolerates case, markdown emphasis, brackets and prose around the lines; when a label appears
-    more than once the last one wins (models often think aloud before answering). Numbers outside
-    1..size are ignored.
+    more than once the last one wins (models often think aloud before answering). A number outside
+    1..size, however many digits it has, is an invalid mark: it is ignored and named in the
+    ballot's `note`, and the rest of the ballot counts.
     """
     plain = _DECORATION.sub("", text or "")
     accepted_lines = _ACCEPTED.findall(plain)
     if not accepted_lines:
         return None
     accepted_value = accepted_lines[-1]
-    accepted = frozenset(n for n in _numbers(accepted_value) if 1 <= n <= size)
-    if not accepted and not _NONE.search(accepted_value) and not _numbers(accepted_value):
+    named = [(digits, _slot(digits, size)) for digits in _NUMBER.findall(accepted_value)]
+    accepted = frozenset(slot for _, slot in named if slot is not None)
+    invalid = [f"ACCEPTED {_quoted(digits)}" for digits, slot in named if slot is None]
+    if not accepted and not _NONE.search(accepted_value):
         return None  # "ACCEPTED:" followed by nothing usable is not a vote.
     preferred = None
     preferred_lines = _PREFERRED.findall(plain)
-    if preferred_lines:
-        numbers = _numbers(preferred_lines[-1])
-        if numbers and numbers[0] in accepted:
-            preferred = numbers[0]
-    return ParsedBallot(accepted=accepted, preferred=preferred)
+    first = _NUMBER.search(preferred_lines[-1]) if preferred_lines else None
+    if first is not None:
+        slot = _slot(first.group(), size)
+        if slot is None:
+            invalid.append(f"PREFERRED {_quoted(first.group())}")
+        elif slot in accepted:
+            preferred = slot
+    return ParsedBallot(accepted=accepted, preferred=preferred, note=_invalid_note(invalid, size))
 
 
-def _numbers(value: str) -> list[int]:
-    return [int(match) for match in _NUMBER.findall(value)]
+def _slot(digits: str, size: int) -> int | None:
+    """Return the shown position a run of digits names, or None if it is outside 1..size.
+
+    The run is measured as text before int() sees it: int() refuses more than 4300 digits
+    (sys.get_int_max_str_digits), and a backend may write any number.
+    """
+    digits = digits.lstrip("0")
+    if not digits or len(digits) > len(str(size)):
+        return None
+    slot = int(digits)
+    return slot if slot <= size else None
+
+
+def _quoted(digits: str) -> str:
+    return digits if len(digits) <= _QUOTED_DIGITS else f"{digits[:6]}…({len(digits)} digits)"
+
+
+def _invalid_note(invalid: list[str], size: int) -> str:
+    if not invalid:
+        return ""
+    more = f" and {len(invalid) - _NOTED_MAX} more" if len(invalid) > _NOTED_MAX else ""
+    return f"ignored invalid marks, not one of the {size} candidates shown: {', '.join(invalid[:_NOTED_MAX])}{more}"
 
 
 @dataclass(frozen=True)

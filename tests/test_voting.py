@@ -27,8 +27,35 @@ def test_it_reads_ballots_in_the_forms_models_write(text, accepted, preferred):
     assert voting.parse_ballot(text, 3) == ParsedBallot(frozenset(accepted), preferred)
 
 
-def test_it_ignores_numbers_out_of_range():
-    assert voting.parse_ballot("ACCEPTED: 0, 2, 9\nPREFERRED: 9", 3) == ParsedBallot(frozenset({2}), None)
+def test_it_ignores_numbers_out_of_range_and_notes_them_as_invalid_marks():
+    ballot = voting.parse_ballot("ACCEPTED: 0, 2, 9\nPREFERRED: 9", 3)
+
+    assert (ballot.accepted, ballot.preferred) == (frozenset({2}), None)
+    assert ballot.note == ("ignored invalid marks, not one of the 3 candidates shown: "
+                           "ACCEPTED 0, ACCEPTED 9, PREFERRED 9")
+
+
+def test_a_number_longer_than_int_reads_is_an_invalid_mark_not_a_crash():
+    huge = "9" * 5000  # int() refuses more than 4300 digits
+    ballot = voting.parse_ballot(f"ACCEPTED: 1, 2, {huge}\nPREFERRED: {huge}", 3)
+
+    assert (ballot.accepted, ballot.preferred) == (frozenset({1, 2}), None)
+    assert "ACCEPTED 999999…(5000 digits), PREFERRED 999999…(5000 digits)" in ballot.note
+
+
+def test_leading_zeros_do_not_make_a_slot_out_of_range():
+    zeros = "0" * 5000
+    assert voting.parse_ballot(f"ACCEPTED: {zeros}2\nPREFERRED: 02", 3) == ParsedBallot(frozenset({2}), 2)
+
+
+def test_a_ballot_naming_only_numbers_that_were_not_shown_is_no_vote():
+    assert voting.parse_ballot(f"ACCEPTED: 7, {'1' * 5000}\nPREFERRED: 7", 3) is None
+
+
+def test_the_note_quotes_a_few_invalid_marks_however_many_a_reply_names():
+    ballot = voting.parse_ballot("ACCEPTED: 1, " + ", ".join(["9"] * 1000), 3)
+
+    assert ballot.accepted == frozenset({1}) and ballot.note.endswith("ACCEPTED 9 and 995 more")
 
 
 def test_a_preference_for_a_candidate_not_accepted_does_not_count():

@@ -81,6 +81,16 @@ class BackendTimedOut(BackendFailed):
     default_code = "backend_timeout"
 
 
+class InternalFailure(OpenAIError):
+    """Trio's own bug, not the backend's: what the middleware answers for a crash, raised where the
+    request's id can be named."""
+
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    error_type = "api_error"
+    default_code = "internal_error"
+    default_detail = "The server had an error while processing your request."
+
+
 class BackendRefused(OpenAIError):
     """A pass-through request the backend refused as the caller's to fix; its status is the backend's."""
 
@@ -101,8 +111,12 @@ def _relayable(header_value: str) -> bool:
 
 
 def completion_failed(outcome) -> OpenAIError:
-    """Return the error for a stored outcome with no answer: 404 for a model the backend lacks, the
-    backend's own 4xx for a pass-through request it refused, else 502/504."""
+    """Return the error for a stored outcome with no answer: 500 if an internal error decided it, 404
+    for a model the backend lacks, the backend's own 4xx for a pass-through request it refused, else
+    502/504."""
+    if outcome.internal_error:
+        return InternalFailure(f"The server had an error while processing your request ({outcome.public_id}); "
+                               f"it is stored with what was gathered.")
     if outcome.model_not_found:
         return ModelNotFound(f"The model `{outcome.ensemble.name}` does not exist: it is not an ensemble, and "
                              f"the backend does not know it either ({outcome.public_id}).", param="model")

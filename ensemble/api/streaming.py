@@ -12,7 +12,10 @@ The answer only exists once the ensemble has decided, so a stream is:
 
 The view waits up to one keep-alive interval before it starts the response, so a request that
 fails quickly still gets its HTTP status (404, 502, 504). Once the headers are sent, a failure
-travels as an error event (`data: {"error": ...}`), which the openai SDK raises as an APIError.
+travels as an error event (`data: {"error": ...}`), which the openai SDK raises as an APIError,
+then `data: [DONE]`; a Responses stream ends with `response.failed`. Whatever breaks after the
+headers (a bug in Trio, not only a failed ensemble) ends the stream that way too, as a 500's error
+(a Responses stream: an `error` event), never by cutting it off mid-way.
 
 A client hanging up makes Django cancel the response's iteration; the completion task is then
 cancelled too, and the service records the request as `cancelled`.
@@ -20,6 +23,7 @@ cancelled too, and the service records the request as `cancelled`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 import orjson
@@ -28,15 +32,18 @@ from django.http import StreamingHttpResponse
 
 from .. import services
 from ..outcomes import CompletionOutcome
-from .errors import OpenAIError, completion_failed, error_body
+from .errors import InternalFailure, OpenAIError, completion_failed, error_body
 from .presenters import chat_completion_chunks
 from .response_presenters import failed_response_events, response_events
+
+logger = logging.getLogger(__name__)
 
 KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
 
 Render = Callable[[CompletionOutcome], Iterable[bytes]]  # a decided outcome's events
-RenderFailure = Callable[[CompletionOutcome, OpenAIError], Iterable[bytes]]  # those of an outcome with no answer
+# Those of an outcome with no answer; of None when Trio itself broke, and the outcome is not to be trusted.
+RenderFailure = Callable[[CompletionOutcome | None, OpenAIError], Iterable[bytes]]
 
 
 async def chat_completion_stream(
@@ -46,7 +53,7 @@ async def chat_completion_stream(
     def answer(outcome: CompletionOutcome) -> list[bytes]:
         return [*(_event(chunk) for chunk in chat_completion_chunks(outcome, n, include_usage=include_usage)), DONE]
 
-    def failure(outcome: CompletionOutcome, error: OpenAIError) -> list[bytes]:
+    def failure(outcome: CompletionOutcome | None, error: OpenAIError) -> list[bytes]:
         return [_event(error_body(error.message, type=error.error_type, param=error.param, code=error.code)), DONE]
 
     return await event_stream(work, answer=answer, failure=failure)
@@ -57,7 +64,10 @@ async def response_stream(work: Awaitable[CompletionOutcome], *, echo: dict) -> 
     def answer(outcome: CompletionOutcome) -> list[bytes]:
         return [_named_event(event) for event in response_events(outcome, echo)]
 
-    def failure(outcome: CompletionOutcome, error: OpenAIError) -> list[bytes]:
+    def failure(outcome: CompletionOutcome | None, error: OpenAIError) -> list[bytes]:
+        if outcome is None:  # OpenAI's own event for a stream that broke
+            return [_named_event({"type": "error", "code": error.code, "message": error.message,
+                                  "param": error.param, "sequence_number": 0})]
         return [_named_event(event) for event in failed_response_events(outcome, error, echo)]
 
     return await event_stream(work, answer=answer, failure=failure)
@@ -90,18 +100,26 @@ async def _events(task: asyncio.Future, answer: Render, failure: RenderFailure) 
             done, _ = await asyncio.wait({task}, timeout=settings.TRIO_STREAM_KEEPALIVE)
             if not done:
                 yield KEEPALIVE
-        try:
-            outcome = task.result()
-        except services.NoCandidates as exc:
-            events = failure(exc.outcome, completion_failed(exc.outcome))
-        else:
-            events = answer(outcome)
-        for event in events:
+        for event in _ending(task, answer, failure):
             yield event
     finally:
         # Reached when Django stops iterating because the client went away (and at the normal end).
         if not task.done():
             task.cancel()
+
+
+def _ending(task: asyncio.Future, answer: Render, failure: RenderFailure) -> list[bytes]:
+    """Return the events that end the stream of a finished `task`: its answer, or its failure. An
+    unexpected exception becomes an internal error's events: the headers are sent, and raising
+    would only cut the stream off without an error or its end."""
+    try:
+        return list(answer(task.result()))
+    except services.NoCandidates as exc:
+        failed = exc.outcome, completion_failed(exc.outcome)
+    except Exception:
+        logger.exception("the stream broke after its headers were sent; ending it with an error event")
+        failed = None, InternalFailure()
+    return list(failure(*failed))
 
 
 def _event(data: dict) -> bytes:
