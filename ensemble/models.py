@@ -19,6 +19,10 @@ class RequestStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"  # the client went away before the answer
 
 
+# The statuses of a request that answered (a winner, or concat's joined answer).
+ANSWERED = (RequestStatus.OK, RequestStatus.PARTIAL)
+
+
 class CallStatus(models.TextChoices):
     OK = "ok", "ok"
     TIMEOUT = "timeout", "timeout"

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from . import charts, ratings, rollups, selectors
+from .history import reads as history
 from .api.auth import api_key_check, bearer_key
 from .api.errors import openai_error
 from .models import RequestStatus
@@ -81,8 +82,8 @@ class HistoryFilters(forms.Form):
 
 
 class HistoryPaginator(Paginator):
-    """A Paginator whose pages come from `selectors.request_history_page`, so deep pages stay fast,
-    and whose count is `count` (from `selectors.request_history_count`)."""
+    """A Paginator whose pages come from `history.request_history_page`, so deep pages stay fast,
+    and whose count is `count` (from `history.request_history_count`)."""
 
     def __init__(self, object_list, per_page, *, count: int):
         super().__init__(object_list, per_page)
@@ -94,7 +95,7 @@ class HistoryPaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        return self._get_page(selectors.request_history_page(self.object_list, bottom, top), number, self)
+        return self._get_page(history.request_history_page(self.object_list, bottom, top), number, self)
 
 
 @require_safe
@@ -104,19 +105,19 @@ def vote_list(request):
     form.is_valid()  # a field that does not validate is shown with its error and not applied
     filters = dict(form.cleaned_data)
     per_page = filters.pop("per_page", None) or PAGE_SIZE
-    paginator = HistoryPaginator(selectors.request_history(**filters), per_page,
-                                 count=selectors.request_history_count(**filters))
+    paginator = HistoryPaginator(history.request_history(**filters), per_page,
+                                 count=history.request_history_count(**filters))
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "ensemble/vote_list.html", {
         "form": form, "page": page, "filtered": any(filters.values()),
-        "models": selectors.history_models(), "statuses": RequestStatus.choices,
+        "models": history.history_models(), "statuses": RequestStatus.choices,
     })
 
 
 @require_safe
 @staff_required
 def vote_detail(request, pk):
-    detail = selectors.request_detail(request_id=pk)
+    detail = history.request_detail(request_id=pk)
     if detail is None:
         raise Http404("No request with this id.")
     return render(request, "ensemble/vote_detail.html", {
@@ -178,7 +179,7 @@ def leaderboard(request):
         "board": board, "sort": sort, "headers": _sort_headers(sort),
         "min_comparisons": ratings.MIN_COMPARISONS,
         "windows": [(key, label) for key, (label, *_) in selectors.WINDOWS.items()],
-        "ensembles": selectors.history_ensembles(),
+        "ensembles": history.history_ensembles(),
         "win_rate_chart": charts.win_rate_intervals(board.standings, palette) if board.standings else "",
         "over_time_chart": charts.win_rate_over_time(board.over_time, palette) if board.over_time else "",
     })

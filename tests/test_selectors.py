@@ -1,4 +1,4 @@
-"""Read queries (ensemble.selectors) on hand-built history whose every number is worked out below.
+"""Read queries (ensemble.history.reads, ensemble.selectors) on hand-built history whose every number is worked out below.
 
 Every leaderboard test runs twice: on the live history, and with the closed days rolled up
 (ensemble.rollups), where r4 (10 days ago) comes from the daily rollup instead.
@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from ensemble import rollups, selectors
+from ensemble.history import reads
 from ensemble.models import CompletionRequest, RollupDay
 from tests.factories import ago, build_vote, save_votes, vote
 
@@ -205,7 +206,7 @@ def test_empty_history_gives_an_empty_leaderboard():
 
 def test_history_is_newest_first_with_the_winners_acceptances(history):
     r1, r2, r3, r4 = history
-    rows = list(selectors.request_history())
+    rows = list(reads.request_history())
     assert [r.pk for r in rows] == [r1.pk, r2.pk, r3.pk, r4.pk]
     assert [(r.winner_accepted, r.voter_count) for r in rows] == [(2, 3), (1, 1), (None, 0), (1, 2)]
 
@@ -218,33 +219,33 @@ def test_history_is_newest_first_with_the_winners_acceptances(history):
     ({"model": "a", "status": "ok", "search": "capital"}, [0, 3]),
 ])
 def test_history_filters(history, filters, expected):
-    assert [r.pk for r in selectors.request_history(**filters)] == [history[i].pk for i in expected]
-    assert selectors.request_history_count(**filters) == len(expected)
+    assert [r.pk for r in reads.request_history(**filters)] == [history[i].pk for i in expected]
+    assert reads.request_history_count(**filters) == len(expected)
 
 
 def test_a_model_twice_in_one_request_counts_that_request_once(history):
     vote(members=["a", "a"], created_at=ago(minutes=4), prompt="Twice", ballots={0: ([0, 1], 0)})
 
-    assert selectors.request_history_count(model="a") == 5 == selectors.request_history(model="a").count()
-    assert selectors.request_history_count(model="a", date_from=timezone.now().date()) == 4
+    assert reads.request_history_count(model="a") == 5 == reads.request_history(model="a").count()
+    assert reads.request_history_count(model="a", date_from=timezone.now().date()) == 4
 
 
 def test_history_date_range_is_inclusive_of_whole_days(history):
     today, r4_day = timezone.now().date(), history[3].created_at.date()
-    assert [r.pk for r in selectors.request_history(date_from=r4_day, date_to=r4_day)] == [history[3].pk]
-    assert history[3].pk not in {r.pk for r in selectors.request_history(date_from=r4_day + timedelta(days=1))}
-    assert {r.pk for r in selectors.request_history(date_to=today)} == {r.pk for r in history}
+    assert [r.pk for r in reads.request_history(date_from=r4_day, date_to=r4_day)] == [history[3].pk]
+    assert history[3].pk not in {r.pk for r in reads.request_history(date_from=r4_day + timedelta(days=1))}
+    assert {r.pk for r in reads.request_history(date_to=today)} == {r.pk for r in history}
 
 
 def test_history_rows_do_not_load_the_conversation(history):
-    row = selectors.request_history().first()
+    row = reads.request_history().first()
     assert "messages" in row.get_deferred_fields()
 
 
 def test_detail_builds_the_ballot_matrix_in_five_queries(history, django_assert_num_queries):
     r2 = history[1]
     with django_assert_num_queries(5):  # the request, its candidates, ballots, marks and nested requests
-        detail = selectors.request_detail(request_id=r2.pk)
+        detail = reads.request_detail(request_id=r2.pk)
     assert [c.model for c in detail.candidates] == ["a", "b", "c"]
     assert detail.conversation == [("system", "Be brief."), ("user", "Write a haiku about rain")]
     voter_a, voter_b = detail.ballots
@@ -257,7 +258,7 @@ def test_detail_builds_the_ballot_matrix_in_five_queries(history, django_assert_
 
 def test_detail_of_an_unknown_request_is_none():
     import uuid
-    assert selectors.request_detail(request_id=uuid.uuid4()) is None
+    assert reads.request_detail(request_id=uuid.uuid4()) is None
 
 
 @pytest.mark.parametrize("rolled", [False, True], ids=["live", "rolled up"])
