@@ -140,9 +140,13 @@ def run(url: str, rounds: int, seeding: float | None) -> None:
 
     from ensemble.models import CompletionRequest
     try:
-        from ensemble import rollups
-    except ImportError:  # a checkout from before the rollup, measured for comparison
-        rollups = None
+        from ensemble.leaderboard import rollups, windows
+    except ImportError:  # an older checkout, measured for comparison
+        try:
+            from ensemble import rollups  # before ensemble/leaderboard/
+            windows = rollups.selectors
+        except ImportError:  # before the rollup
+            rollups = windows = None
 
     setup_test_environment()  # lets the test client's "testserver" host in
     staff, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
@@ -170,7 +174,7 @@ def run(url: str, rounds: int, seeding: float | None) -> None:
     # From midnight until SETTLE after it, yesterday is not closed yet and is read live with
     # today. Stretch SETTLE past midnight to measure that: yesterday and today so far, live (an
     # upper bound: at 00:59 UTC the live part is yesterday and 59 minutes).
-    rollups.selectors.SETTLE = now - rollups.selectors.utc_midnight(today) + timedelta(hours=1)
+    windows.SETTLE = now - windows.utc_midnight(today) + timedelta(hours=1)
     for name, path in LEADERBOARD[2:8]:
         measure(client, f"{name} (yesterday live)", path, rounds, CaptureQueriesContext, connection)
 

@@ -20,10 +20,14 @@ from django.shortcuts import render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from . import charts, ratings, rollups, selectors
-from .history import reads as history
+from . import charts
 from .api.auth import api_key_check, bearer_key
 from .api.errors import openai_error
+from .history import reads as history
+from .leaderboard import board as leaderboards
+from .leaderboard import rollups, sorting, windows
+from .leaderboard.ratings import MIN_COMPARISONS
+from .leaderboard.standing import Standing
 from .models import RequestStatus
 
 logger = logging.getLogger(__name__)
@@ -125,7 +129,7 @@ def vote_detail(request, pk):
     })
 
 
-def _leaderboard_from(request) -> selectors.Leaderboard:
+def _leaderboard_from(request) -> leaderboards.Leaderboard:
     # Roll up the closed days not rolled up yet: two cheap queries once they all are, seconds per
     # 100k requests the first time (`manage.py rollup_votes` moves that off the first visitor).
     # The selector reads live whatever is not rolled up, so a failure here only costs speed.
@@ -133,12 +137,12 @@ def _leaderboard_from(request) -> selectors.Leaderboard:
         rollups.rollup_closed_days()
     except DatabaseError:
         logger.warning("rolling up closed days failed; the leaderboard reads them live", exc_info=True)
-    return selectors.leaderboard(
-        window=request.GET.get("window", selectors.DEFAULT_WINDOW),
+    return leaderboards.leaderboard(
+        window=request.GET.get("window", windows.DEFAULT_WINDOW),
         # No request has a NUL in its name (the API refuses it), and PostgreSQL refuses one in a
         # query: any stand-in keeps it what it is, an ensemble without requests.
         ensemble=request.GET.get("ensemble", "").replace("\x00", "\ufffd"),
-        sort=request.GET.get("sort", selectors.DEFAULT_SORT),
+        sort=request.GET.get("sort", sorting.DEFAULT_SORT),
     )
 
 
@@ -173,12 +177,12 @@ def _sort_headers(sort: str) -> list[dict]:
 def leaderboard(request):
     board = _leaderboard_from(request)
     palette = charts.colours(board.models)
-    sort = request.GET.get("sort", selectors.DEFAULT_SORT)
-    sort = sort if sort.lstrip("-") in selectors.SORTS else selectors.DEFAULT_SORT
+    sort = request.GET.get("sort", sorting.DEFAULT_SORT)
+    sort = sort if sort.lstrip("-") in sorting.SORTS else sorting.DEFAULT_SORT
     return render(request, "ensemble/leaderboard.html", {
         "board": board, "sort": sort, "headers": _sort_headers(sort),
-        "min_comparisons": ratings.MIN_COMPARISONS,
-        "windows": [(key, label) for key, (label, *_) in selectors.WINDOWS.items()],
+        "min_comparisons": MIN_COMPARISONS,
+        "windows": [(key, label) for key, (label, *_) in windows.WINDOWS.items()],
         "ensembles": history.history_ensembles(),
         "win_rate_chart": charts.win_rate_intervals(board.standings, palette) if board.standings else "",
         "over_time_chart": charts.win_rate_over_time(board.over_time, palette) if board.over_time else "",
@@ -194,7 +198,7 @@ def leaderboard_json(request):
         "ensemble": board.ensemble or None,
         "since": board.since,
         "generated_at": timezone.now(),
-        "models": [s.as_dict() for s in board.standings],
+        "models": [standing_json(s) for s in board.standings],
         "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
         "ratings": [
             {"model": r.model, "rank": r.rank, "rating": round(r.rating, 1), "low": round(r.low, 1),
@@ -206,3 +210,21 @@ def leaderboard_json(request):
             for bucket, model, n, wins in board.over_time
         ],
     })
+
+
+def standing_json(standing: Standing) -> dict:
+    """Return one model's row of /leaderboard.json: its counts and rates, None where undefined."""
+    interval = standing.win_interval
+    return {
+        "model": standing.model, "participated": standing.participated, "wins": standing.wins,
+        "win_rate": standing.win_rate,
+        "win_rate_low": interval[0] if interval else None,
+        "win_rate_high": interval[1] if interval else None,
+        "marks_received": standing.marks_received, "acceptance_rate": standing.acceptance_rate,
+        "preference_rate": standing.preference_rate,
+        "self_marks": standing.self_marks, "self_preference_rate": standing.self_preference_rate,
+        "others_marks": standing.others_marks, "others_preference_rate": standing.others_preference_rate,
+        "ballots_answered": standing.ballots_answered, "invalid_ballot_rate": standing.invalid_ballot_rate,
+        "calls": standing.calls, "error_rate": standing.error_rate,
+        "median_latency_ms": standing.median_latency_ms,
+    }

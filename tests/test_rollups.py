@@ -1,6 +1,7 @@
-"""The leaderboard's daily rollup (ensemble.rollups): same numbers as the live history, written once per closed day."""
+"""The leaderboard's daily rollup (ensemble.leaderboard.rollups): same numbers as the live history, written once per closed day."""
 import io
 import random
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from datetime import timezone as tz
 
@@ -9,7 +10,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ensemble import rollups, selectors
+from ensemble.leaderboard import board as leaderboards
+from ensemble.leaderboard import rollups, statistics, windows
 from ensemble.models import CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
 from tests.factories import build_vote, save_votes, vote
 
@@ -44,14 +46,14 @@ def history():
     return save_votes(rows)
 
 
-def leaderboard(**kwargs) -> selectors.Leaderboard:
-    return selectors.leaderboard(now=NOW, bootstrap_rounds=10, **kwargs)
+def leaderboard(**kwargs) -> leaderboards.Leaderboard:
+    return leaderboards.leaderboard(now=NOW, bootstrap_rounds=10, **kwargs)
 
 
-def numbers(board: selectors.Leaderboard) -> dict:
+def numbers(board: leaderboards.Leaderboard) -> dict:
     """Everything on the board that must not depend on where it was read from (the median aside)."""
     return {
-        "standings": [{k: v for k, v in s.as_dict().items() if k != "median_latency_ms"} for s in board.standings],
+        "standings": [{k: v for k, v in asdict(s).items() if k != "median_latency_ms"} for s in board.standings],
         "head_to_head": board.head_to_head,
         "over_time": board.over_time,
         "ratings": [(r.model, round(r.rating, 6), r.comparisons) for r in board.ratings],
@@ -69,7 +71,7 @@ def test_the_rollup_gives_the_live_numbers(history, window, ensemble):
     assert numbers(rolled) == numbers(live)
     assert live.standings and live.head_to_head
     for r, l in zip(rolled.standings, live.standings):
-        assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=selectors.HISTOGRAM_PRECISION)
+        assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=statistics.HISTOGRAM_PRECISION)
 
 
 def test_the_leaderboard_reads_closed_days_from_the_rollup(history):
@@ -97,10 +99,10 @@ def test_closed_days_are_rolled_up_once_and_today_never(history):
 def test_yesterday_closes_only_settle_after_midnight(history):
     midnight = datetime(2026, 6, 21, tzinfo=tz.utc)
     rollups.rollup_closed_days(now=NOW)
-    assert rollups.rollup_closed_days(now=midnight + selectors.SETTLE - timedelta(minutes=1)) == []
-    assert rollups.rollup_closed_days(now=midnight + selectors.SETTLE) == [NOW.date()]
+    assert rollups.rollup_closed_days(now=midnight + windows.SETTLE - timedelta(minutes=1)) == []
+    assert rollups.rollup_closed_days(now=midnight + windows.SETTLE) == [NOW.date()]
     with pytest.raises(ValueError, match="only closed days"):
-        rollups.rollup_days([midnight.date()], now=midnight + selectors.SETTLE)
+        rollups.rollup_days([midnight.date()], now=midnight + windows.SETTLE)
 
 
 def test_a_day_without_requests_is_rolled_up_as_empty():
@@ -114,7 +116,7 @@ def test_a_day_without_requests_is_rolled_up_as_empty():
 def test_a_day_whose_history_moved_while_it_was_aggregated_is_not_stored():
     day = (NOW - timedelta(days=2)).date()
     vote(members=["a", "b"], created_at=NOW - timedelta(days=2))
-    aggregates = selectors.day_aggregates(day, day + timedelta(days=1))
+    aggregates = rollups.day_aggregates(day, day + timedelta(days=1))
     vote(members=["a", "b"], created_at=NOW - timedelta(days=2))  # e.g. seeded, or a late write
 
     assert rollups._store(aggregates, [day], NOW) == []
@@ -143,8 +145,8 @@ def closed_days_ago(days: int) -> datetime:
     The page and the command read the real clock; counting back from "now" instead would put
     one day fewer behind the cut-off during the hour after each UTC midnight (SETTLE).
     """
-    first_open = selectors.closed_until(datetime.now(tz.utc))
-    return selectors.utc_midnight(first_open - timedelta(days=days)) + timedelta(hours=12)
+    first_open = windows.closed_until(datetime.now(tz.utc))
+    return windows.utc_midnight(first_open - timedelta(days=days)) + timedelta(hours=12)
 
 
 def test_the_leaderboard_page_rolls_up_closed_days_as_it_goes(admin_client):
@@ -176,9 +178,9 @@ def test_seed_history_writes_history_the_pages_read_and_rolls_it_up(admin_client
 
     assert CompletionRequest.objects.count() == 300
     assert RollupDay.objects.count() >= 4  # every closed day of the five
-    rolled = numbers(selectors.leaderboard(bootstrap_rounds=5))
+    rolled = numbers(leaderboards.leaderboard(bootstrap_rounds=5))
     rollups.rollup_invalidate()
-    assert numbers(selectors.leaderboard(bootstrap_rounds=5)) == rolled
+    assert numbers(leaderboards.leaderboard(bootstrap_rounds=5)) == rolled
     request = CompletionRequest.objects.order_by("created_at").first()
     detail = admin_client.get(f"/votes/{request.pk}/")
     assert detail.status_code == 200 and request.prompt_excerpt in detail.content.decode()

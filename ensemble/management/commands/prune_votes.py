@@ -8,7 +8,7 @@ Requests are deleted in batches of `--batch-size` primary keys, each batch in it
 transaction, so that a large prune never holds the database (SQLite's single writer above all)
 for long and can be interrupted without losing more than one batch of work. Candidates, ballots
 and marks go with their request (ON DELETE CASCADE, done by Django). Each batch also forgets the
-leaderboard rollup of the days up to the cutoff's (ensemble.rollups), in the same transaction:
+leaderboard rollup of the days up to the cutoff's (ensemble.leaderboard.rollups), in the same transaction:
 those days are rolled up again from what is left the next time a leaderboard needs them.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from ensemble import rollups
+from ensemble.leaderboard import rollups
 from ensemble.management.arguments import positive_int
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 

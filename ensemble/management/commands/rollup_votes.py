@@ -14,7 +14,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from ensemble import rollups
+from ensemble.leaderboard import rollups
 
 
 class Command(BaseCommand):
