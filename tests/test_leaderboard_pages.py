@@ -5,7 +5,7 @@ import pytest
 from django.test.utils import CaptureQueriesContext
 from django.db import connection
 
-from ensemble.api.auth import api_key_create, api_keys_revoke
+from ensemble.keys import api_key_create, api_keys_revoke
 from ensemble.models import ApiKey
 from tests.factories import ago, build_vote, save_votes
 

@@ -16,7 +16,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.core.management import call_command
 
-from ensemble.api.auth import api_key_create, keys_required
+from ensemble.keys import api_key_create, keys_required
 
 from .test_configuration import ROOT
 

@@ -12,8 +12,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import resolve_url
 
-from ..api.auth import api_key_check, bearer_key
+from ..api.auth import bearer_key
 from ..api.errors import openai_error
+from ..keys import api_key_check
 
 
 def staff_required(view):
