@@ -207,11 +207,11 @@ class ApiKey(models.Model):
 
 # --- leaderboard rollup ------------------------------------------------------------------------
 # Per-UTC-day aggregates of closed days, so that a leaderboard over months reads a few hundred
-# rows instead of millions. Written by ensemble.leaderboard.rollups only (lazily, or by `manage.py
-# rollup_votes`); never by the request path, which must stay four INSERTs. A day is closed once it
-# can no longer receive votes (leaderboard.windows.SETTLE after midnight); history is immutable, so
-# a closed day's rows only change when prune_votes (or seed_history) touches it, and they
-# invalidate it.
+# rows instead of millions. Written by ensemble.leaderboard.rollups only (`manage.py
+# rollup_votes`, never on a page view); never by the request path, which must stay four
+# INSERTs. A day is closed once it can no longer receive votes (leaderboard.windows.SETTLE
+# after midnight); history is immutable, so a closed day's rows only change when prune_votes
+# (or seed_history) touches it, and they invalidate it.
 
 
 class RollupDay(models.Model):

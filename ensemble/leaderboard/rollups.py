@@ -8,10 +8,11 @@ computed once and kept.
 A UTC day's life (windows.closed_until, windows.SETTLE):
 
 - open until SETTLE after its midnight end: leaderboards read its rows live;
-- closed afterwards: `rollup_closed_days` (run lazily by the leaderboard page, or by
-  `manage.py rollup_votes`) materializes every closed day not rolled up yet with one GROUP BY
-  per table (`day_aggregates`, from the queries in `counts`), 31 days at a time: ModelDayRollup
-  and PairDayRollup rows, plus a RollupDay marker even for a day without requests;
+- closed afterwards: `rollup_closed_days` (`manage.py rollup_votes`, run at start and hourly
+  by cron, see README; never by a page view) materializes every closed day not rolled up yet
+  with one GROUP BY per table (`day_aggregates`, from the queries in `counts`), 31 days at a
+  time: ModelDayRollup and PairDayRollup rows, plus a RollupDay marker even for a day without
+  requests; until then, leaderboards read the day live: the same counts, only slower;
 - invalidated when its history changes after all: prune_votes and seed_history call
   `rollup_invalidate` in the transaction that deletes or writes, and the day is rolled up again
   (or read live) afterwards.

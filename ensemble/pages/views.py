@@ -4,10 +4,7 @@ Each view parses its query string, calls a selector, renders.
 """
 from __future__ import annotations
 
-import logging
-
 from django.core.paginator import Paginator
-from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -15,15 +12,13 @@ from django.views.decorators.http import require_safe
 
 from ..history import reads as history
 from ..leaderboard import board as leaderboards
-from ..leaderboard import rollups, sorting, windows
+from ..leaderboard import sorting, windows
 from ..leaderboard.ratings import MIN_COMPARISONS
 from ..leaderboard.standing import Standing
 from ..models import RequestStatus
 from . import charts
 from .access import staff_or_api_key_required, staff_required
 from .forms import HistoryFilters
-
-logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 
@@ -73,13 +68,7 @@ def vote_detail(request, pk):
 
 
 def _leaderboard_from(request) -> leaderboards.Leaderboard:
-    # Roll up the closed days not rolled up yet: two cheap queries once they all are, seconds per
-    # 100k requests the first time (`manage.py rollup_votes` moves that off the first visitor).
-    # The selector reads live whatever is not rolled up, so a failure here only costs speed.
-    try:
-        rollups.rollup_closed_days()
-    except DatabaseError:
-        logger.warning("rolling up closed days failed; the leaderboard reads them live", exc_info=True)
+    # Reads only: a closed day that `manage.py rollup_votes` has not rolled up yet is read live.
     return leaderboards.leaderboard(
         window=request.GET.get("window", windows.DEFAULT_WINDOW),
         # No request has a NUL in its name (the API refuses it), and PostgreSQL refuses one in a
