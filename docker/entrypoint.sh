@@ -17,7 +17,7 @@ fi
 
 python manage.py migrate --noinput
 python manage.py ensure_admin
-# Roll up closed days of vote history now rather than on the first leaderboard view.
+# Roll up the closed days of vote history: page views never do (README: the hourly cron line).
 python manage.py rollup_votes
 
 # Empty means the default; exported, as gunicorn reads it too and cannot start with an empty one.

@@ -19,6 +19,10 @@ class RequestStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"  # the client went away before the answer
 
 
+# The statuses of a request that answered (a winner, or concat's joined answer).
+ANSWERED = (RequestStatus.OK, RequestStatus.PARTIAL)
+
+
 class CallStatus(models.TextChoices):
     OK = "ok", "ok"
     TIMEOUT = "timeout", "timeout"
@@ -75,7 +79,7 @@ class CompletionRequest(UsageFields):
             # Leaderboard filtered by ensemble (and window).
             models.Index(fields=["ensemble", "created_at"], name="request_ensemble_created"),
             # History pages: newest first with the id tie-break, so a deep page's OFFSET walks
-            # this index alone (selectors.request_history_page).
+            # this index alone (history.reads.request_history_page).
             models.Index(fields=["created_at", "id"], name="request_created_id"),
         ]
 
@@ -203,11 +207,11 @@ class ApiKey(models.Model):
 
 # --- leaderboard rollup ------------------------------------------------------------------------
 # Per-UTC-day aggregates of closed days, so that a leaderboard over months reads a few hundred
-# rows instead of millions. Written by ensemble.rollups only (lazily, or by `manage.py
-# rollup_votes`); never by the request path, which must stay four INSERTs. A day is closed once it
-# can no longer receive votes (ensemble.rollups.SETTLE after midnight); history is immutable, so
-# a closed day's rows only change when prune_votes (or seed_history) touches it, and they
-# invalidate it.
+# rows instead of millions. Written by ensemble.leaderboard.rollups only (`manage.py
+# rollup_votes`, never on a page view); never by the request path, which must stay four
+# INSERTs. A day is closed once it can no longer receive votes (leaderboard.windows.SETTLE
+# after midnight); history is immutable, so a closed day's rows only change when prune_votes
+# (or seed_history) touches it, and they invalidate it.
 
 
 class RollupDay(models.Model):
@@ -225,7 +229,7 @@ class RollupDay(models.Model):
 
 
 class ModelDayRollup(models.Model):
-    """One model's leaderboard counts for one ensemble on one closed UTC day (see selectors.Standing)."""
+    """One model's leaderboard counts for one ensemble on one closed UTC day (see leaderboard.standing.Standing)."""
 
     day = models.DateField()
     ensemble = models.CharField(max_length=200)

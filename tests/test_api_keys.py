@@ -11,9 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from ensemble.api.auth import (
-    ApiKeyAuthentication, KeysRequired, api_key_check, api_key_create, api_keys_revoke, keys_required,
-)
+from ensemble.api.auth import ApiKeyAuthentication
+from ensemble.keys import KeysRequired, api_key_check, api_key_create, api_keys_revoke, keys_required
 from ensemble.models import ApiKey, CompletionRequest
 
 from .test_bad_input import GOOD, assert_openai_error

@@ -253,7 +253,8 @@ def test_the_oldest_age_it_takes_still_works():
 
 
 def test_pruning_forgets_the_rollup_of_the_days_it_touched_and_only_those():
-    from ensemble import rollups, selectors
+    from ensemble.leaderboard import board as leaderboards
+    from ensemble.leaderboard import rollups
     from ensemble.models import ModelDayRollup, RollupDay
 
     old = record(age=timedelta(days=91))
@@ -270,7 +271,7 @@ def test_pruning_forgets_the_rollup_of_the_days_it_touched_and_only_those():
     assert not ModelDayRollup.objects.filter(day__lte=cutoff_day).exists()
     assert ModelDayRollup.objects.filter(day=kept.created_at.date()).count() == 3
     # What is left is counted once: the kept request, from the rollup.
-    standings = selectors.leaderboard(bootstrap_rounds=5).standings
+    standings = leaderboards.leaderboard(bootstrap_rounds=5).standings
     assert {s.model: (s.participated, s.wins) for s in standings} == {"alpha": (1, 1), "beta": (1, 0), "gamma": (1, 0)}
 
 

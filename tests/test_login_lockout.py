@@ -16,7 +16,7 @@ from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.db.models import F
 
-from ensemble.api.auth import api_key_create, keys_required
+from ensemble.keys import api_key_create, keys_required
 
 from .test_configuration import ROOT
 

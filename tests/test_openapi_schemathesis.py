@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from ensemble.api.auth import api_key_create, keys_required
+from ensemble.keys import api_key_create, keys_required
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 

@@ -1,11 +1,11 @@
-"""Leaderboard statistics (ensemble.ratings): pure functions, no database."""
+"""Leaderboard statistics (ensemble.leaderboard.ratings): pure functions, no database."""
 import math
 import random
 
 import numpy as np
 import pytest
 
-from ensemble.ratings import (
+from ensemble.leaderboard.ratings import (
     MIN_COMPARISONS, bradley_terry, bradley_terry_ratings, to_rating, wilson_interval,
 )
 

@@ -11,7 +11,7 @@ import pytest
 from openai.types.responses import ResponseError
 from pydantic import BaseModel
 
-from ensemble.api.auth import api_key_create, keys_required
+from ensemble.keys import api_key_create, keys_required
 from ensemble.models import Ballot, Candidate, CompletionRequest
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "The current weather in a city.",

@@ -6,7 +6,7 @@ body in all but name, so it stays within TRIO_MAX_BODY_BYTES and MAX_CONTENT_PAR
 import httpx
 import pytest
 
-from ensemble.api.auth import keys_required
+from ensemble.keys import keys_required
 from ensemble.api.serializers import MAX_CONTENT_PARTS
 from ensemble.models import CompletionRequest
 
@@ -86,7 +86,7 @@ def test_a_continued_conversation_over_ten_thousand_parts_is_400(http, backend):
 
 
 def test_a_key_of_the_database_still_continues_its_own_response(trio, backend):
-    from ensemble.api.auth import api_key_create
+    from ensemble.keys import api_key_create
 
     _, key = api_key_create(name="mine")
     try:

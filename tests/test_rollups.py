@@ -1,6 +1,7 @@
-"""The leaderboard's daily rollup (ensemble.rollups): same numbers as the live history, written once per closed day."""
+"""The leaderboard's daily rollup (ensemble.leaderboard.rollups): same numbers as the live history, written once per closed day."""
 import io
 import random
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from datetime import timezone as tz
 
@@ -8,8 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from ensemble import rollups, selectors
+from ensemble.leaderboard import board as leaderboards
+from ensemble.leaderboard import rollups, statistics, windows
 from ensemble.models import CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
 from tests.factories import build_vote, save_votes, vote
 
@@ -44,14 +47,14 @@ def history():
     return save_votes(rows)
 
 
-def leaderboard(**kwargs) -> selectors.Leaderboard:
-    return selectors.leaderboard(now=NOW, bootstrap_rounds=10, **kwargs)
+def leaderboard(**kwargs) -> leaderboards.Leaderboard:
+    return leaderboards.leaderboard(now=NOW, bootstrap_rounds=10, **kwargs)
 
 
-def numbers(board: selectors.Leaderboard) -> dict:
+def numbers(board: leaderboards.Leaderboard) -> dict:
     """Everything on the board that must not depend on where it was read from (the median aside)."""
     return {
-        "standings": [{k: v for k, v in s.as_dict().items() if k != "median_latency_ms"} for s in board.standings],
+        "standings": [{k: v for k, v in asdict(s).items() if k != "median_latency_ms"} for s in board.standings],
         "head_to_head": board.head_to_head,
         "over_time": board.over_time,
         "ratings": [(r.model, round(r.rating, 6), r.comparisons) for r in board.ratings],
@@ -69,7 +72,7 @@ def test_the_rollup_gives_the_live_numbers(history, window, ensemble):
     assert numbers(rolled) == numbers(live)
     assert live.standings and live.head_to_head
     for r, l in zip(rolled.standings, live.standings):
-        assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=selectors.HISTOGRAM_PRECISION)
+        assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=statistics.HISTOGRAM_PRECISION)
 
 
 def test_the_leaderboard_reads_closed_days_from_the_rollup(history):
@@ -97,10 +100,10 @@ def test_closed_days_are_rolled_up_once_and_today_never(history):
 def test_yesterday_closes_only_settle_after_midnight(history):
     midnight = datetime(2026, 6, 21, tzinfo=tz.utc)
     rollups.rollup_closed_days(now=NOW)
-    assert rollups.rollup_closed_days(now=midnight + selectors.SETTLE - timedelta(minutes=1)) == []
-    assert rollups.rollup_closed_days(now=midnight + selectors.SETTLE) == [NOW.date()]
+    assert rollups.rollup_closed_days(now=midnight + windows.SETTLE - timedelta(minutes=1)) == []
+    assert rollups.rollup_closed_days(now=midnight + windows.SETTLE) == [NOW.date()]
     with pytest.raises(ValueError, match="only closed days"):
-        rollups.rollup_days([midnight.date()], now=midnight + selectors.SETTLE)
+        rollups.rollup_days([midnight.date()], now=midnight + windows.SETTLE)
 
 
 def test_a_day_without_requests_is_rolled_up_as_empty():
@@ -114,7 +117,7 @@ def test_a_day_without_requests_is_rolled_up_as_empty():
 def test_a_day_whose_history_moved_while_it_was_aggregated_is_not_stored():
     day = (NOW - timedelta(days=2)).date()
     vote(members=["a", "b"], created_at=NOW - timedelta(days=2))
-    aggregates = selectors.day_aggregates(day, day + timedelta(days=1))
+    aggregates = rollups.day_aggregates(day, day + timedelta(days=1))
     vote(members=["a", "b"], created_at=NOW - timedelta(days=2))  # e.g. seeded, or a late write
 
     assert rollups._store(aggregates, [day], NOW) == []
@@ -143,17 +146,43 @@ def closed_days_ago(days: int) -> datetime:
     The page and the command read the real clock; counting back from "now" instead would put
     one day fewer behind the cut-off during the hour after each UTC midnight (SETTLE).
     """
-    first_open = selectors.closed_until(datetime.now(tz.utc))
-    return selectors.utc_midnight(first_open - timedelta(days=days)) + timedelta(hours=12)
+    first_open = windows.closed_until(datetime.now(tz.utc))
+    return windows.utc_midnight(first_open - timedelta(days=days)) + timedelta(hours=12)
 
 
-def test_the_leaderboard_page_rolls_up_closed_days_as_it_goes(admin_client):
-    vote(members=["a", "b"], ballots={0: ([0], 0), 1: ([0], 0)}, created_at=closed_days_ago(3))
+def page_numbers(body: dict) -> dict:
+    """Everything /leaderboard.json says but its clock, the median latency apart (see `numbers`)."""
+    body = {k: v for k, v in body.items() if k != "generated_at"}
+    body["models"] = [{k: v for k, v in m.items() if k != "median_latency_ms"} for m in body["models"]]
+    return body
 
-    body = admin_client.get("/leaderboard.json").json()
 
-    assert RollupDay.objects.count() == 3
-    assert {m["model"]: m["wins"] for m in body["models"]} == {"a": 1, "b": 0}
+@pytest.mark.parametrize("query", [{"window": "all"}, {"window": "7d"}, {"window": "30d", "ensemble": "duo"}])
+def test_the_leaderboard_page_reads_closed_days_not_rolled_up_live_and_writes_nothing(admin_client, query):
+    rng = random.Random(11)
+    rows = []
+    for day in range(10):  # nine closed days before the open one(s), and some of today
+        for _ in range(12):
+            accepted = {v: [c for c in range(3) if rng.random() < 0.7] for v in range(3)}
+            rows.append(build_vote(
+                members=rng.sample(MODELS, 3), ensemble=rng.choice(["trio", "duo"]),
+                ballots={v: (a, rng.choice(a) if a else None) for v, a in accepted.items()},
+                latency_ms={i: rng.randint(50, 5000) for i in range(3)},
+                created_at=closed_days_ago(day) if day else timezone.now() - timedelta(minutes=rng.randint(1, 50)),
+            ))
+    save_votes(rows)
+
+    live = admin_client.get("/leaderboard.json", query).json()
+    assert (RollupDay.objects.count(), ModelDayRollup.objects.count(), PairDayRollup.objects.count()) == (0, 0, 0)
+
+    call_command("rollup_votes", stdout=io.StringIO())
+    assert RollupDay.objects.count() >= 9
+    rolled = admin_client.get("/leaderboard.json", query).json()
+
+    assert live["models"] and live["head_to_head"] and len(live["win_rate_over_time"]) > 3
+    assert page_numbers(rolled) == page_numbers(live)
+    for r, l in zip(rolled["models"], live["models"]):
+        assert r["median_latency_ms"] == pytest.approx(l["median_latency_ms"], rel=statistics.HISTOGRAM_PRECISION)
 
 
 def test_rollup_votes_rolls_up_what_is_missing_and_rebuilds_on_demand():
@@ -176,9 +205,9 @@ def test_seed_history_writes_history_the_pages_read_and_rolls_it_up(admin_client
 
     assert CompletionRequest.objects.count() == 300
     assert RollupDay.objects.count() >= 4  # every closed day of the five
-    rolled = numbers(selectors.leaderboard(bootstrap_rounds=5))
+    rolled = numbers(leaderboards.leaderboard(bootstrap_rounds=5))
     rollups.rollup_invalidate()
-    assert numbers(selectors.leaderboard(bootstrap_rounds=5)) == rolled
+    assert numbers(leaderboards.leaderboard(bootstrap_rounds=5)) == rolled
     request = CompletionRequest.objects.order_by("created_at").first()
     detail = admin_client.get(f"/votes/{request.pk}/")
     assert detail.status_code == 200 and request.prompt_excerpt in detail.content.decode()

@@ -1,7 +1,7 @@
-"""Read queries (ensemble.selectors) on hand-built history whose every number is worked out below.
+"""Read queries (ensemble.history.reads, ensemble.leaderboard) on hand-built history whose every number is worked out below.
 
 Every leaderboard test runs twice: on the live history, and with the closed days rolled up
-(ensemble.rollups), where r4 (10 days ago) comes from the daily rollup instead.
+(ensemble.leaderboard.rollups), where r4 (10 days ago) comes from the daily rollup instead.
 """
 from datetime import datetime, timedelta
 from datetime import timezone as tz
@@ -9,7 +9,9 @@ from datetime import timezone as tz
 import pytest
 from django.utils import timezone
 
-from ensemble import rollups, selectors
+from ensemble.history import reads
+from ensemble.leaderboard import board as leaderboards
+from ensemble.leaderboard import rollups, sorting, standing, statistics, windows
 from ensemble.models import CompletionRequest, RollupDay
 from tests.factories import ago, build_vote, save_votes, vote
 
@@ -52,8 +54,8 @@ def rolled_up(board_history) -> bool:
     return RollupDay.objects.exists()
 
 
-def standings(**kwargs) -> dict[str, selectors.Standing]:
-    return {s.model: s for s in selectors.leaderboard(bootstrap_rounds=20, **kwargs).standings}
+def standings(**kwargs) -> dict[str, standing.Standing]:
+    return {s.model: s for s in leaderboards.leaderboard(bootstrap_rounds=20, **kwargs).standings}
 
 
 def test_the_fixture_is_what_its_docstring_says(history):
@@ -110,7 +112,7 @@ def test_invalid_ballot_and_error_rates(board_history):
 
 def test_median_latency_of_successful_calls(board_history):
     # Exact from live rows; from the rollup's histogram r4's latency is within half a bucket (2.2%).
-    precision = selectors.HISTOGRAM_PRECISION if rolled_up(board_history) else 0
+    precision = statistics.HISTOGRAM_PRECISION if rolled_up(board_history) else 0
     board = standings()
     # a: 100, 200 (r4), 300; r3's 9000 ms failure is left out.
     assert board["a"].median_latency_ms == pytest.approx(200, rel=precision)
@@ -126,7 +128,7 @@ def test_median_of_an_even_number_of_calls_is_the_mean_of_the_middle_two():
 
 
 def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(board_history):
-    board = selectors.leaderboard(bootstrap_rounds=20)
+    board = leaderboards.leaderboard(bootstrap_rounds=20)
 
     # r1: ballot a (prefers a) → a>b, a>c; ballot b (prefers a) → a>b, a>c; ballot c → c>a, c>b.
     # r2: ballot a (prefers b, judged a) → b>a.  r4: both preferred marks or their rivals uncounted.
@@ -136,7 +138,7 @@ def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(boa
 
 
 def test_ratings_cover_every_model_and_are_provisional_on_little_data(board_history):
-    board = selectors.leaderboard(bootstrap_rounds=20)
+    board = leaderboards.leaderboard(bootstrap_rounds=20)
     assert sorted(r.model for r in board.ratings) == ["a", "b", "c"]
     assert all(r.provisional and r.rank is None for r in board.ratings)
     assert {r.model: r.comparisons for r in board.ratings} == {"a": 6, "b": 4, "c": 4}
@@ -152,13 +154,13 @@ def test_time_window_keeps_only_recent_requests(board_history):
 
 
 def test_ensemble_filter(board_history):
-    board = selectors.leaderboard(ensemble="duo", bootstrap_rounds=20)
+    board = leaderboards.leaderboard(ensemble="duo", bootstrap_rounds=20)
     assert {s.model: (s.participated, s.wins) for s in board.standings} == {"a": (1, 1), "b": (1, 0)}
     assert board.head_to_head == {}
 
 
 def test_win_rate_over_time_has_one_point_per_model_and_bucket(board_history):
-    board = selectors.leaderboard(window="30d", bootstrap_rounds=20)
+    board = leaderboards.leaderboard(window="30d", bootstrap_rounds=20)
     by_model = {}
     for bucket, model, participated, wins in board.over_time:
         by_model.setdefault(model, []).append((participated, wins))
@@ -181,7 +183,7 @@ def test_a_concat_request_has_no_winner_so_it_counts_for_no_one(rolled):
     if rolled:
         assert rollups.rollup_closed_days()
 
-    board = selectors.leaderboard(bootstrap_rounds=5)
+    board = leaderboards.leaderboard(bootstrap_rounds=5)
     assert {s.model: (s.participated, s.wins, s.calls) for s in board.standings} == {"a": (1, 1, 3), "b": (1, 0, 3)}
     assert sum(n for _, _, n, _ in board.over_time) == 2
 
@@ -189,15 +191,15 @@ def test_a_concat_request_has_no_winner_so_it_counts_for_no_one(rolled):
 def test_sorting_puts_missing_values_last_in_both_directions():
     vote(members=["fast", "slow"], ballots={0: ([0], 0), 1: ([0, 1], 0)}, latency_ms={0: 10, 1: 90})
     vote(members=["ghost"], failed={0: "timeout"})
-    rows = selectors.leaderboard(bootstrap_rounds=5).standings
-    assert [s.model for s in selectors.sort_standings(rows, "median_latency_ms")] == ["fast", "slow", "ghost"]
-    assert [s.model for s in selectors.sort_standings(rows, "-median_latency_ms")] == ["slow", "fast", "ghost"]
-    assert [s.model for s in selectors.sort_standings(rows, "-win_rate")] == ["fast", "slow", "ghost"]
-    assert [s.model for s in selectors.sort_standings(rows, "model")] == ["fast", "ghost", "slow"]
+    rows = leaderboards.leaderboard(bootstrap_rounds=5).standings
+    assert [s.model for s in sorting.sort_standings(rows, "median_latency_ms")] == ["fast", "slow", "ghost"]
+    assert [s.model for s in sorting.sort_standings(rows, "-median_latency_ms")] == ["slow", "fast", "ghost"]
+    assert [s.model for s in sorting.sort_standings(rows, "-win_rate")] == ["fast", "slow", "ghost"]
+    assert [s.model for s in sorting.sort_standings(rows, "model")] == ["fast", "ghost", "slow"]
 
 
 def test_empty_history_gives_an_empty_leaderboard():
-    board = selectors.leaderboard()
+    board = leaderboards.leaderboard()
     assert (board.standings, board.head_to_head, board.ratings, board.over_time) == ([], {}, [], [])
 
 
@@ -205,7 +207,7 @@ def test_empty_history_gives_an_empty_leaderboard():
 
 def test_history_is_newest_first_with_the_winners_acceptances(history):
     r1, r2, r3, r4 = history
-    rows = list(selectors.request_history())
+    rows = list(reads.request_history())
     assert [r.pk for r in rows] == [r1.pk, r2.pk, r3.pk, r4.pk]
     assert [(r.winner_accepted, r.voter_count) for r in rows] == [(2, 3), (1, 1), (None, 0), (1, 2)]
 
@@ -218,33 +220,33 @@ def test_history_is_newest_first_with_the_winners_acceptances(history):
     ({"model": "a", "status": "ok", "search": "capital"}, [0, 3]),
 ])
 def test_history_filters(history, filters, expected):
-    assert [r.pk for r in selectors.request_history(**filters)] == [history[i].pk for i in expected]
-    assert selectors.request_history_count(**filters) == len(expected)
+    assert [r.pk for r in reads.request_history(**filters)] == [history[i].pk for i in expected]
+    assert reads.request_history_count(**filters) == len(expected)
 
 
 def test_a_model_twice_in_one_request_counts_that_request_once(history):
     vote(members=["a", "a"], created_at=ago(minutes=4), prompt="Twice", ballots={0: ([0, 1], 0)})
 
-    assert selectors.request_history_count(model="a") == 5 == selectors.request_history(model="a").count()
-    assert selectors.request_history_count(model="a", date_from=timezone.now().date()) == 4
+    assert reads.request_history_count(model="a") == 5 == reads.request_history(model="a").count()
+    assert reads.request_history_count(model="a", date_from=timezone.now().date()) == 4
 
 
 def test_history_date_range_is_inclusive_of_whole_days(history):
     today, r4_day = timezone.now().date(), history[3].created_at.date()
-    assert [r.pk for r in selectors.request_history(date_from=r4_day, date_to=r4_day)] == [history[3].pk]
-    assert history[3].pk not in {r.pk for r in selectors.request_history(date_from=r4_day + timedelta(days=1))}
-    assert {r.pk for r in selectors.request_history(date_to=today)} == {r.pk for r in history}
+    assert [r.pk for r in reads.request_history(date_from=r4_day, date_to=r4_day)] == [history[3].pk]
+    assert history[3].pk not in {r.pk for r in reads.request_history(date_from=r4_day + timedelta(days=1))}
+    assert {r.pk for r in reads.request_history(date_to=today)} == {r.pk for r in history}
 
 
 def test_history_rows_do_not_load_the_conversation(history):
-    row = selectors.request_history().first()
+    row = reads.request_history().first()
     assert "messages" in row.get_deferred_fields()
 
 
 def test_detail_builds_the_ballot_matrix_in_five_queries(history, django_assert_num_queries):
     r2 = history[1]
     with django_assert_num_queries(5):  # the request, its candidates, ballots, marks and nested requests
-        detail = selectors.request_detail(request_id=r2.pk)
+        detail = reads.request_detail(request_id=r2.pk)
     assert [c.model for c in detail.candidates] == ["a", "b", "c"]
     assert detail.conversation == [("system", "Be brief."), ("user", "Write a haiku about rain")]
     voter_a, voter_b = detail.ballots
@@ -257,7 +259,7 @@ def test_detail_builds_the_ballot_matrix_in_five_queries(history, django_assert_
 
 def test_detail_of_an_unknown_request_is_none():
     import uuid
-    assert selectors.request_detail(request_id=uuid.uuid4()) is None
+    assert reads.request_detail(request_id=uuid.uuid4()) is None
 
 
 @pytest.mark.parametrize("rolled", [False, True], ids=["live", "rolled up"])
@@ -268,21 +270,21 @@ def test_win_rate_buckets_follow_the_span_of_history(rolled):
     if rolled:
         assert len(rollups.rollup_closed_days(now=now)) == 139  # 2026-01-15 to 2026-06-02
 
-    months = selectors.leaderboard(now=now, bootstrap_rounds=5).over_time  # 140 days: months
+    months = leaderboards.leaderboard(now=now, bootstrap_rounds=5).over_time  # 140 days: months
     assert [(b, m, n, w) for b, m, n, w in months if m == "a"] == [
         (datetime(2026, 1, 1, tzinfo=tz.utc), "a", 1, 1), (datetime(2026, 6, 1, tzinfo=tz.utc), "a", 1, 0)]
-    hours = selectors.leaderboard(window="24h", now=now, bootstrap_rounds=5).over_time
+    hours = leaderboards.leaderboard(window="24h", now=now, bootstrap_rounds=5).over_time
     assert hours == [(datetime(2026, 6, 2, 23, tzinfo=tz.utc), "a", 1, 0), (datetime(2026, 6, 2, 23, tzinfo=tz.utc), "b", 1, 1)]
-    days = selectors.leaderboard(window="30d", now=now, bootstrap_rounds=5).over_time
+    days = leaderboards.leaderboard(window="30d", now=now, bootstrap_rounds=5).over_time
     assert [b for b, *_ in days] == [datetime(2026, 6, 2, tzinfo=tz.utc)] * 2
 
 
 def test_windows_of_days_are_whole_utc_days_today_included():
     now = datetime(2026, 6, 10, 15, 30, tzinfo=tz.utc)
-    assert selectors.window_start("24h", now) == datetime(2026, 6, 9, 15, 30, tzinfo=tz.utc)
-    assert selectors.window_start("7d", now) == datetime(2026, 6, 4, tzinfo=tz.utc)
-    assert selectors.window_start("30d", now) == datetime(2026, 5, 12, tzinfo=tz.utc)
-    assert selectors.window_start("all", now) is None
+    assert windows.window_start("24h", now) == datetime(2026, 6, 9, 15, 30, tzinfo=tz.utc)
+    assert windows.window_start("7d", now) == datetime(2026, 6, 4, tzinfo=tz.utc)
+    assert windows.window_start("30d", now) == datetime(2026, 5, 12, tzinfo=tz.utc)
+    assert windows.window_start("all", now) is None
     vote(members=["a", "b"], created_at=datetime(2026, 6, 4, 0, 5, tzinfo=tz.utc))
     vote(members=["c", "d"], created_at=datetime(2026, 6, 3, 23, 55, tzinfo=tz.utc))
     assert set(standings(window="7d", now=now)) == {"a", "b"}
@@ -290,12 +292,12 @@ def test_windows_of_days_are_whole_utc_days_today_included():
 
 def test_a_day_closes_settle_after_its_midnight():
     midnight = datetime(2026, 6, 10, tzinfo=tz.utc)
-    assert selectors.closed_until(midnight + selectors.SETTLE - timedelta(seconds=1)).isoformat() == "2026-06-09"
-    assert selectors.closed_until(midnight + selectors.SETTLE).isoformat() == "2026-06-10"
+    assert windows.closed_until(midnight + windows.SETTLE - timedelta(seconds=1)).isoformat() == "2026-06-09"
+    assert windows.closed_until(midnight + windows.SETTLE).isoformat() == "2026-06-10"
 
 
 @pytest.mark.parametrize(("counts", "median"), [
     ({}, None), ({7: 1}, 7), ({1: 1, 2: 1}, 1.5), ({1: 2, 9: 1}, 1), ({1: 1, 5: 2, 9: 1}, 5), ({1: 3, 2: 3}, 1.5),
 ])
 def test_weighted_median(counts, median):
-    assert selectors.weighted_median(counts) == median
+    assert statistics.weighted_median(counts) == median

@@ -10,7 +10,7 @@ urlpatterns = [
     path("health/ready", health_ready, name="health-ready"),
     path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
-    path("", include("ensemble.page_urls")),
+    path("", include("ensemble.pages.urls")),
     # The admin's "View site" link points here.
     path("", RedirectView.as_view(pattern_name="pages:vote-list"), name="home"),
 ]

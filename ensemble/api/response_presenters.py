@@ -11,7 +11,7 @@ from datetime import datetime
 
 from ..aggregation import PASSTHROUGH
 from ..outcomes import CompletionOutcome, Reply
-from ..selectors import StoredResponse
+from ..history.stored import StoredResponse
 from .errors import OpenAIError
 from .presenters import details, text_pieces
 from .responses import responses_settings

@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import selectors
+from ..history import stored as stored_responses
 from ..models import ApiKey
 from ..structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
@@ -378,7 +378,7 @@ async def previous_conversation(response_id: str, *, api_key: ApiKey | None) -> 
 
 
 async def stored_response(response_id: str, *, api_key: ApiKey | None,
-                          param: str | None = None) -> selectors.StoredResponse:
+                          param: str | None = None) -> stored_responses.StoredResponse:
     """Return the stored response `response_id` of this API key (None: the API is open), or raise 404
     (naming `param` when a request field gave the id)."""
     code = f"{param.removesuffix('_id')}_not_found" if param else None
@@ -388,7 +388,7 @@ async def stored_response(response_id: str, *, api_key: ApiKey | None,
         raise ResponseNotFound("Stored responses are read only with keys made by create_api_key: a "
                                "TRIO_API_KEYS key's responses cannot be told from anyone else's.",
                                param=param, code=code)
-    stored = await sync_to_async(selectors.stored_response)(
+    stored = await sync_to_async(stored_responses.stored_response)(
         response_id=response_id, api_key_id=api_key.pk if api_key else None)
     if stored is None:
         raise ResponseNotFound(f"Response with id '{response_id}' not found.", param=param, code=code)

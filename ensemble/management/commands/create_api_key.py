@@ -2,7 +2,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from ensemble.api.auth import api_key_create
+from ensemble.keys import api_key_create
 from ensemble.models import ApiKey
 
 

@@ -3,45 +3,23 @@
     python manage.py export_votes --format jsonl --since 2025-01-01 -o votes.jsonl
     python manage.py export_votes --format csv --model mistral > mistral.csv
 
-JSONL has one request per line with its candidates and ballots (and each ballot's marks) nested;
-CSV has one row per candidate, the request's columns repeated on each. Requests come oldest first.
-Memory stays flat however long the history: requests are read `--chunk-size` at a time, and each
-chunk's children are fetched with one query per table (a few queries per chunk, never per request).
+The formats and how memory stays flat: ensemble.history.export.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from typing import NoReturn
 
-import orjson
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from ensemble.history.export import requests_for_export, write_csv, write_jsonl
 from ensemble.management.arguments import positive_int
-from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
-
-REQUEST_COLUMNS = (
-    "id", "created_at", "ensemble", "status", "error", "winner_model", "winner_index",
-    "voter_count", "latency_ms", "generation_ms", "voting_ms", "prompt_tokens",
-    "completion_tokens", "total_tokens", "prompt_excerpt", "aggregation_method", "parent_id",
-)
-CANDIDATE_COLUMNS = (
-    "index", "model", "status", "error", "is_winner", "rank", "accepted_count", "preferred_count",
-    "finish_reason", "latency_ms", "prompt_tokens", "completion_tokens", "total_tokens", "content",
-    "tool_calls",
-)
-BALLOT_COLUMNS = (
-    "voter_index", "voter_model", "shown_order", "status", "error", "raw_text", "latency_ms",
-    "prompt_tokens", "completion_tokens", "total_tokens",
-)
-MARK_COLUMNS = ("position", "accepted", "preferred", "is_self", "counted")
 
 
 class Command(BaseCommand):
@@ -104,87 +82,3 @@ def parse_since(value: str) -> datetime:
     if moment is None:
         raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r}")
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
-
-
-def requests_for_export(*, since: datetime | None, model: str | None, chunk_size: int):
-    """Return an iterator over the matching requests, oldest first, children prefetched per chunk."""
-    requests: QuerySet = CompletionRequest.objects.order_by("created_at", "id")
-    if since is not None:
-        requests = requests.filter(created_at__gte=since)
-    if model:
-        # Every member has a candidate row (failed and cancelled calls included), so this is
-        # "was a member"; EXISTS keeps one row per request, and uses the (model, status) index.
-        requests = requests.filter(Exists(Candidate.objects.filter(request=OuterRef("pk"), model=model)))
-    return requests.prefetch_related(
-        Prefetch("candidates", queryset=Candidate.objects.order_by("index")),
-        Prefetch("ballots", queryset=Ballot.objects.order_by("voter_index").prefetch_related(
-            Prefetch("marks", queryset=BallotMark.objects.order_by("position")))),
-    ).iterator(chunk_size=chunk_size)
-
-
-def write_jsonl(requests, out) -> int:
-    """Write one JSON object per request; return how many were written."""
-    count = 0
-    for request in requests:
-        out.write(orjson.dumps(request_document(request)).decode() + "\n")
-        count += 1
-    return count
-
-
-def write_csv(requests, out) -> int:
-    """Write one row per candidate (a request without any still gets a row); return the request count."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f"request_{c}" for c in REQUEST_COLUMNS] + [f"candidate_{c}" for c in CANDIDATE_COLUMNS])
-    count = 0
-    for request in requests:
-        head = [_cell(v) for v in _request_fields(request).values()]
-        candidates = list(request.candidates.all()) or [None]
-        for candidate in candidates:
-            tail = _candidate_fields(candidate).values() if candidate else [""] * len(CANDIDATE_COLUMNS)
-            writer.writerow(head + [_cell(v) for v in tail])
-        count += 1
-    return count
-
-
-def request_document(request: CompletionRequest) -> dict:
-    """Return the request as nested plain data: its fields, conversation, candidates and ballots."""
-    index_of = {c.pk: c.index for c in request.candidates.all()}
-    return {
-        **_request_fields(request),
-        "members": request.members,
-        "messages": request.messages,
-        "params": request.params,
-        "candidates": [_candidate_fields(c) for c in request.candidates.all()],
-        "ballots": [
-            {
-                **{name: getattr(ballot, name) for name in BALLOT_COLUMNS},
-                "marks": [
-                    {"candidate_index": index_of[mark.candidate_id], **{n: getattr(mark, n) for n in MARK_COLUMNS}}
-                    for mark in ballot.marks.all()
-                ],
-            }
-            for ballot in request.ballots.all()
-        ],
-    }
-
-
-def _request_fields(request: CompletionRequest) -> dict:
-    fields = {name: getattr(request, name) for name in REQUEST_COLUMNS}
-    fields["id"] = request.public_id  # the id clients saw in the API response
-    fields["parent_id"] = f"trio-{request.parent_id.hex}" if request.parent_id else None  # nested ensembles
-    return fields
-
-
-def _candidate_fields(candidate: Candidate) -> dict:
-    return {name: getattr(candidate, name) for name in CANDIDATE_COLUMNS}
-
-
-def _cell(value) -> str:
-    """Return a CSV cell: ISO datetimes, empty for None, lists and objects as JSON, everything else as str()."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (list, dict)):
-        return orjson.dumps(value).decode()
-    return str(value)

@@ -1,12 +1,13 @@
-"""``manage.py rollup_votes``: materialize the leaderboard's daily rollup now, rather than on a page view.
+"""``manage.py rollup_votes``: materialize the leaderboard's daily rollup of closed days.
 
     python manage.py rollup_votes              # every closed day not rolled up yet
     python manage.py rollup_votes --rebuild    # forget the whole rollup first, then roll it all up again
 
-The leaderboard page does the first form lazily, so running this is optional; it moves the
-one-off cost of rolling up a long history (seconds per 100k requests) off the first visitor,
-e.g. right after `migrate` on a database that already has history. `--rebuild` is for history
-changed behind the rollup's back (rows written or deleted by hand in past days).
+Nothing else writes the rollup: a page view only reads it, and reads live whatever closed day
+is not rolled up yet (the same numbers, more slowly as such days pile up). So this runs at start
+(`make run`, the container's entry point) and hourly from cron (README); once every closed day
+is rolled up it costs two queries. `--rebuild` is for history changed behind the rollup's back
+(rows written or deleted by hand in past days).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from ensemble import rollups
+from ensemble.leaderboard import rollups
 
 
 class Command(BaseCommand):

@@ -28,7 +28,8 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from ensemble import rollups, voting
+from ensemble import voting
+from ensemble.leaderboard import rollups
 from ensemble.management.arguments import positive_int
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 

@@ -3,7 +3,7 @@ import uuid
 
 from django.urls import path, register_converter
 
-from . import pages
+from . import views
 
 app_name = "pages"
 
@@ -24,8 +24,8 @@ class RequestIdConverter:
 register_converter(RequestIdConverter, "request_id")
 
 urlpatterns = [
-    path("votes/", pages.vote_list, name="vote-list"),
-    path("votes/<request_id:pk>/", pages.vote_detail, name="vote-detail"),
-    path("leaderboard/", pages.leaderboard, name="leaderboard"),
-    path("leaderboard.json", pages.leaderboard_json, name="leaderboard-json"),
+    path("votes/", views.vote_list, name="vote-list"),
+    path("votes/<request_id:pk>/", views.vote_detail, name="vote-detail"),
+    path("leaderboard/", views.leaderboard, name="leaderboard"),
+    path("leaderboard.json", views.leaderboard_json, name="leaderboard-json"),
 ]

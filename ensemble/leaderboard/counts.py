@@ -1,0 +1,90 @@
+"""The GROUP BY queries, shared by the live leaderboard and the rollup: per model (and per day and
+ensemble for the rollup), over the rows of the requests a scope keeps."""
+from __future__ import annotations
+
+import math
+
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
+from django.db.models.functions import Cast, Floor, Greatest, Ln
+
+from ..models import ANSWERED, Ballot, BallotMark, CallStatus, Candidate
+from .expressions import TimeBucket
+from .statistics import HISTOGRAM_STEPS
+
+
+CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.LATE)
+
+CANDIDATE_COUNTS = ("participated", "wins", "calls", "failed_calls", "ok_calls")
+MARK_COUNTS = ("marks_received", "accepted_received", "preferred_received", "self_marks", "self_preferred",
+               "others_marks", "others_preferred")
+BALLOT_COUNTS = ("ballots_answered", "ballots_unparseable")
+
+
+def _day_group(by_day: bool) -> dict:
+    """Return the extra GROUP BY columns of a rollup query: the request's UTC day and ensemble."""
+    return {"day": TimeBucket("request__created_at", "day"), "ensemble": F("request__ensemble")} if by_day else {}
+
+
+def candidate_counts(scope: Q, *, unit: str, by_ensemble: bool = False) -> QuerySet:
+    """Return per (time bucket[, ensemble], model): participated, wins, calls, failed and ok calls."""
+    # concat's requests are ok but pick no winner: nobody won or lost them.
+    decided = Q(request__status__in=ANSWERED, request__winner_index__isnull=False)
+    group = {"bucket": TimeBucket("request__created_at", unit)}
+    if by_ensemble:
+        group["ensemble"] = F("request__ensemble")
+    return (Candidate.objects.filter(scope).annotate(**group).values(*group, "model").annotate(
+        participated=Count("pk", filter=decided),
+        wins=Count("pk", filter=decided & Q(is_winner=True)),
+        calls=Count("pk", filter=~Q(status=CallStatus.CANCELLED)),
+        failed_calls=Count("pk", filter=Q(status__in=CALL_FAILURES)),
+        ok_calls=Count("pk", filter=Q(status=CallStatus.OK)),
+    ).order_by())
+
+
+def mark_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
+    """Return per [day, ensemble,] author model: the marks its candidates received and its self-marks."""
+    group = _day_group(by_day)
+    return BallotMark.objects.filter(scope).annotate(**group).values(*group, "author_model").annotate(
+        marks_received=Count("pk", filter=Q(counted=True)),
+        accepted_received=Count("pk", filter=Q(counted=True, accepted=True)),
+        preferred_received=Count("pk", filter=Q(counted=True, preferred=True)),
+        # A self mark's voter and author are the same model, so grouping by author covers both.
+        self_marks=Count("pk", filter=Q(is_self=True)),
+        self_preferred=Count("pk", filter=Q(is_self=True, preferred=True)),
+        others_marks=Count("pk", filter=Q(is_self=False, counted=True)),
+        others_preferred=Count("pk", filter=Q(is_self=False, counted=True, preferred=True)),
+    ).order_by()
+
+
+def ballot_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
+    """Return per [day, ensemble,] voter model: ballots answered, and how many were unparseable."""
+    group = _day_group(by_day)
+    return Ballot.objects.filter(scope).annotate(**group).values(*group, "voter_model").annotate(
+        ballots_answered=Count("pk", filter=Q(status__in=("ok", "unparseable"))),
+        ballots_unparseable=Count("pk", filter=Q(status="unparseable")),
+    ).order_by()
+
+
+def pair_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
+    """Return per [day, ensemble,] (winner, loser): ballots that preferred winner's candidate and judged loser's."""
+    group = _day_group(by_day)
+    # From each counted preferred mark (at most one per ballot) to every counted mark of its ballot,
+    # its own included: the caller drops winner == loser.
+    return (BallotMark.objects.filter(scope, counted=True, preferred=True, ballot__marks__counted=True)
+            .annotate(**group)
+            .values(*group, winner=F("author_model"), loser=F("ballot__marks__author_model"))
+            .annotate(n=Count("pk")).order_by())
+
+
+def latency_counts(scope: Q) -> QuerySet:
+    """Return per (model, latency in ms): the successful calls, for exact medians."""
+    return (Candidate.objects.filter(scope, status=CallStatus.OK)
+            .values("model", "latency_ms").annotate(n=Count("pk")).order_by())
+
+
+def latency_histograms(scope: Q) -> QuerySet:
+    """Return per (day, ensemble, model, histogram bucket): the successful calls (see HISTOGRAM_STEPS)."""
+    bucket = Floor(Ln(Greatest(F("latency_ms"), Value(1))) * (HISTOGRAM_STEPS / math.log(2)))
+    return (Candidate.objects.filter(scope, status=CallStatus.OK)
+            .annotate(**_day_group(True), bucket=Cast(bucket, IntegerField()))
+            .values("day", "ensemble", "model", "bucket").annotate(n=Count("pk")).order_by())

@@ -1,0 +1,83 @@
+"""One model's row on the leaderboard: its counts and the rates derived from them.
+
+Definitions used by the leaderboard (per model, over the chosen window and ensemble):
+
+- participated: the model had a candidate in a request that decided a winner (status ok or
+  partial, and not concat, which picks none), failed candidates included: a member that failed
+  lost that request;
+- win rate: wins / participated, with a 95% Wilson interval;
+- acceptance / preference rate received: share of the counted marks on its candidates that
+  accept / prefer them (self-votes are in when the ensemble counts them);
+- self-preference: how often its own ballots prefer its own candidate (every self mark, counted
+  or not) against how often other models' ballots prefer it;
+- invalid-ballot rate: unparseable ballots / ballots it answered (ok + unparseable);
+- error/timeout rate: generation calls that ended in error, timeout or late (abandoned by the
+  straggler cut-off) / its generation calls, cancelled ones left out (the client left);
+- median latency: of its successful generation calls; exact over live rows, within ±2.2% over
+  rolled-up days (a log-bucket histogram per day and model, statistics.HISTOGRAM_STEPS);
+- head-to-head: a ballot whose preferred mark is on A's candidate and which also has a mark on
+  B's candidate is one win of A over B; both marks must count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ratings
+
+
+@dataclass
+class Standing:
+    """One model's row on the leaderboard; rates are None when their denominator is 0."""
+
+    model: str
+    participated: int = 0
+    wins: int = 0
+    marks_received: int = 0
+    accepted_received: int = 0
+    preferred_received: int = 0
+    self_marks: int = 0
+    self_preferred: int = 0
+    others_marks: int = 0
+    others_preferred: int = 0
+    ballots_answered: int = 0
+    ballots_unparseable: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    ok_calls: int = 0
+    median_latency_ms: float | None = None
+
+    @property
+    def win_rate(self):
+        return _rate(self.wins, self.participated)
+
+    @property
+    def win_interval(self):
+        return ratings.wilson_interval(self.wins, self.participated)
+
+    @property
+    def acceptance_rate(self):
+        return _rate(self.accepted_received, self.marks_received)
+
+    @property
+    def preference_rate(self):
+        return _rate(self.preferred_received, self.marks_received)
+
+    @property
+    def self_preference_rate(self):
+        return _rate(self.self_preferred, self.self_marks)
+
+    @property
+    def others_preference_rate(self):
+        return _rate(self.others_preferred, self.others_marks)
+
+    @property
+    def invalid_ballot_rate(self):
+        return _rate(self.ballots_unparseable, self.ballots_answered)
+
+    @property
+    def error_rate(self):
+        return _rate(self.failed_calls, self.calls)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
