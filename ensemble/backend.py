@@ -126,8 +126,9 @@ class BackendClient:
 
     Built on aiohttp rather than httpx: at 64 concurrent completions (192 backend calls in flight)
     httpx's connection pool cost 7 ms of CPU per completion more, most of it in its pool
-    bookkeeping (encode/httpx#3215); bench/README.md has the figures. Create it inside
-    the event loop that will use it.
+    bookkeeping (encode/httpx#3215). httpx on aiohttp's pool (`httpx-aiohttp`) still cost 1.1-3.7 ms
+    more than this client; bench/README.md has the figures. Create it inside the event loop that
+    will use it.
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
