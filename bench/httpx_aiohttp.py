@@ -25,9 +25,10 @@ class BackendClient(backend.BackendClient):
     """`ensemble.backend.BackendClient` with httpx's interface on aiohttp's pool."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 max_connections: int = 512):
+                 max_connections: int = 512, max_answer_bytes: int = backend.DEFAULT_MAX_ANSWER_BYTES):
         self.base_url = backend.normalize_base_url(base_url)
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes  # not enforced: measured as the client was before the cap
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
         def session() -> aiohttp.ClientSession:  # made lazily, on the first call, inside the loop

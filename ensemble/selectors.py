@@ -18,8 +18,8 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
 - self-preference: how often its own ballots prefer its own candidate (every self mark, counted
   or not) against how often other models' ballots prefer it;
 - invalid-ballot rate: unparseable ballots / ballots it answered (ok + unparseable);
-- error/timeout rate: generation calls that ended in error, timeout or late (abandoned by the
-  straggler cut-off) / its generation calls, cancelled ones left out (the client left);
+- error/timeout rate: generation calls that ended in error, timeout, too_large or late (abandoned
+  by the straggler cut-off) / its generation calls, cancelled ones left out (the client left);
 - median latency: of its successful generation calls; exact over live rows, within ±2.2% over
   rolled-up days (a log-bucket histogram per day and model, HISTOGRAM_STEPS);
 - head-to-head: a ballot whose preferred mark is on A's candidate and which also has a mark on
@@ -54,7 +54,7 @@ from .models import (
 from .tools import answer_text
 
 DECIDED = (RequestStatus.OK, RequestStatus.PARTIAL)
-CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.LATE)
+CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.TOO_LARGE, CallStatus.LATE)
 
 # Time windows of the leaderboard: (label, length). "24 hours" is rolling; "7 days" and "30 days"
 # are whole UTC days, today included ("7 days" starts at 00:00 UTC six days ago), so that every

@@ -213,8 +213,7 @@ async def _call(client, index: int, model: str, messages: list[dict], params: di
     try:
         result = await _chat(client, model, messages, params, timeout, deadline_at)
     except BackendError as exc:
-        status = "timeout" if exc.reason == "timeout" else "error"
-        return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started),
+        return CandidateResult(index, model, exc.call_status, error=str(exc), latency_ms=monotonic_ms(started),
                                reason=exc.reason, retry_after=exc.retry_after)
     return CandidateResult(
         index, model, "ok", content=result.content, tool_calls=result.tool_calls,
@@ -333,7 +332,7 @@ async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, non
     try:
         result = await _chat(client, pending.voter_model, prompt, params, outcome.ensemble.timeout, deadline_at)
     except BackendError as exc:
-        ballot.status = "timeout" if exc.reason == "timeout" else "error"
+        ballot.status = exc.call_status
         ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)
         return ballot
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage

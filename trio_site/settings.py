@@ -310,6 +310,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("TRIO_MAX_BODY_BYTES", 10 * 1024 * 1024
 # 9 members: 9 generations + 9 ballots) take a full 10 MiB body (180 MiB), the default trio uses 60;
 # only request-defined ensembles with more calls need a shorter conversation.
 TRIO_MAX_FANOUT_BYTES = env_number("TRIO_MAX_FANOUT_BYTES", 256 * 1024 * 1024, cast=int, minimum=1024)
+# A backend reply (one member's answer, one ballot) longer than this is a failed call, `too_large`:
+# reading stops there. Unbounded, three members answering 20 MB each took a worker past 1 GB and
+# stored 63 MB per request. 1 MiB holds the longest real answers (a whole output window, as JSON).
+TRIO_MAX_ANSWER_BYTES = env_number("TRIO_MAX_ANSWER_BYTES", 1024 * 1024, cast=int, minimum=1024)
 
 # --- HTTPS, cookies, CORS, API keys ------------------------------------------------------------
 # Clients reach Trio over HTTPS, directly or through a TLS-terminating proxy: on by default in
