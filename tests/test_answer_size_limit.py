@@ -1,4 +1,4 @@
-"""Backend replies are bounded: TRIO_MAX_ANSWER_BYTES, enforced while reading."""
+"""Backend replies are bounded: TRIO_MAX_ANSWER_BYTES while reading, the ballots' quotes of long candidates."""
 import asyncio
 import json
 import time
@@ -7,6 +7,7 @@ import pytest
 
 from ensemble.backend import BackendClient, BackendTooLarge
 from ensemble.models import Ballot, Candidate, CompletionRequest
+from ensemble.voting import QuoteLimits, fenced_candidates, quote_shares
 from tests.conftest import BACKEND_API_KEY
 
 LIMIT = 64 * 1024
@@ -90,3 +91,37 @@ def test_a_ballot_over_the_limit_is_a_failed_ballot_and_the_request_still_answer
     assert ballot["status"] == "too_large"
     stored = Ballot.objects.get()
     assert stored.status == "too_large" and "TRIO_MAX_ANSWER_BYTES" in stored.error
+
+
+def test_ballots_quote_long_candidates_only_up_to_the_limits(http, trio_settings, backend):
+    trio_settings.TRIO_MODELS = ["alpha@size=20000,quality=0.9", "beta@size=20000", "gamma"]
+    trio_settings.TRIO_BALLOT_QUOTE_CHARS, trio_settings.TRIO_BALLOT_PROMPT_QUOTE_CHARS = 5000, 6000
+
+    response = http.post("/v1/chat/completions", json=BODY)
+
+    assert response.status_code == 200, response.text
+    ballots = [call for call in backend.calls if call.is_ballot]
+    assert len(ballots) == 3
+    for call in ballots:
+        prompt = call.body["messages"][-1]["content"]
+        assert len(prompt) < 6000 + 2000  # the quotes, the conversation, the instructions
+        assert prompt.count("[… truncated ") == 2  # alpha's and beta's, gamma's is short
+    # Cut or not, the voters still read the quality tags at the top: alpha wins.
+    assert response.json()["trio"]["winner_index"] == 0
+    assert len(response.json()["choices"][0]["message"]["content"]) == 20000  # the answer itself is whole
+
+
+def test_quote_shares_give_short_texts_all_they_need_and_split_the_rest():
+    limits = QuoteLimits(per_candidate=1000, per_prompt=1500)
+    assert quote_shares([10, 100_000, 500_000], limits) == [10, 745, 745]
+    assert quote_shares([10, 20], limits) == [10, 20]
+    assert quote_shares([5000], limits) == [1000]
+
+
+def test_a_cut_is_marked_inside_the_candidates_fence():
+    text = fenced_candidates(["x" * 50, "short"], "n0nce", QuoteLimits(per_candidate=20, per_prompt=100))
+
+    first, second = text.split("\n\n")
+    assert first == ('<candidate number="1" fence="n0nce">\n' + "x" * 20
+                     + '\n[… truncated 30 characters]\n</candidate fence="n0nce">')
+    assert second == '<candidate number="2" fence="n0nce">\nshort\n</candidate fence="n0nce">'

@@ -452,6 +452,11 @@ TRIO_METRICS_TOKEN = env_str("TRIO_METRICS_TOKEN")
 # not keep conversations).
 TRIO_STORE_CONTENT = env_bool("TRIO_STORE_CONTENT", True)
 TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, minimum=16)
+# What a ballot (and the synthesizer's prompt) quotes of the candidates, in characters: at most this
+# much of each, and at most the second of all of them together (ensemble.voting.QuoteLimits), so that
+# a request's ballots stay bounded however long the answers; a cut is marked inside its fence.
+TRIO_BALLOT_QUOTE_CHARS = env_number("TRIO_BALLOT_QUOTE_CHARS", 32_768, cast=int, minimum=256)
+TRIO_BALLOT_PROMPT_QUOTE_CHARS = env_number("TRIO_BALLOT_PROMPT_QUOTE_CHARS", 131_072, cast=int, minimum=256)
 # Upper bound on simultaneous backend connections per worker (idle ones are kept for reuse).
 TRIO_BACKEND_MAX_CONNECTIONS = env_number("TRIO_BACKEND_MAX_CONNECTIONS", 512, cast=int, minimum=1)
 # First start creates this superuser if no superuser exists (password generated and printed if unset).
