@@ -39,7 +39,7 @@ class BackendClient(backend.BackendClient):
         self._client = httpx.AsyncClient(headers=headers, timeout=None, transport=AiohttpTransport(client=session))
 
     async def _request(self, method: str, path: str, what: str, body: bytes | None,
-                       timeout: float | None) -> backend._Reply:
+                       timeout: float | None, max_bytes: int) -> backend._Reply:
         limit = timeout or self.timeout
         headers = {"Content-Type": "application/json"} if body is not None else None
         try:

@@ -7,8 +7,9 @@ Errors, all raised from `BackendClient.chat` and translated here, at one boundar
     ├── BackendTimeout           no complete answer within the call's timeout       reason "timeout"
     ├── BackendUnavailable       connection refused / reset / DNS failure           reason "unavailable"
     ├── BackendHTTPError         a non-2xx status; `.status_code`                    reason "http_<status>"
-    ├── BackendTooLarge          a 2xx reply longer than the client's               reason "too_large"
-    │                            `max_answer_bytes` (TRIO_MAX_ANSWER_BYTES); reading stops there
+    ├── BackendTooLarge          a 2xx answer longer than the client's              reason "too_large"
+    │                            `max_answer_bytes` (TRIO_MAX_ANSWER_BYTES), or a model
+    │                            list over MAX_MODEL_LIST_BYTES; reading stops there
     └── BackendBadResponse       2xx but not JSON, not a chat completion, or empty  reason "bad_response"
                                  (neither text nor well-formed tool calls)
 
@@ -122,6 +123,9 @@ def normalize_base_url(url: str) -> str:
 
 # The longest real answers (a model's whole output window, as JSON) are a few hundred KB.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+# The model list is no answer (a router's, with every model's metadata, runs to megabytes), but it
+# is a backend's reply all the same: bounded too.
+MAX_MODEL_LIST_BYTES = 16 * 1024 * 1024
 # How much of a reply is read at once: what aiohttp has buffered, up to this.
 READ_CHUNK_BYTES = 256 * 1024
 
@@ -166,25 +170,27 @@ class BackendClient:
                    *, timeout: float | None = None) -> ChatResult:
         """Return the completion of one chat call, or raise a `BackendError`."""
         body = orjson.dumps({**(params or {}), "model": model, "messages": messages})
-        reply = await self._request("POST", "/chat/completions", model, body, timeout)
+        reply = await self._request("POST", "/chat/completions", model, body, timeout, self.max_answer_bytes)
         return _chat_result(model, reply)
 
     async def list_models(self, *, timeout: float | None = None) -> list[str]:
         """Return the model ids the backend advertises (used by readiness checks)."""
-        data = _json_or_raise("/models", await self._request("GET", "/models", "/models", None, timeout))
+        reply = await self._request("GET", "/models", "/models", None, timeout, MAX_MODEL_LIST_BYTES)
+        data = _json_or_raise("/models", reply, "MAX_MODEL_LIST_BYTES")
         return [item.get("id") for item in data.get("data", []) if isinstance(item, dict)]
 
     async def _request(self, method: str, path: str, what: str, body: bytes | None,
-                       timeout: float | None) -> _Reply:
-        """Return the status and body of one HTTP call, translating transport failures."""
+                       timeout: float | None, max_bytes: int) -> _Reply:
+        """Return the status and body (read up to `max_bytes`) of one HTTP call, translating
+        transport failures."""
         limit = timeout or self.timeout
         headers = {"Content-Type": "application/json"} if body is not None else None
         try:
             async with asyncio.timeout(limit):
                 async with self._session.request(method, self.base_url + path, data=body, headers=headers) as response:
-                    content, complete = await _read_within(response, self.max_answer_bytes)
+                    content, complete = await _read_within(response, max_bytes)
                     return _Reply(response.status, content, response.headers.get("Retry-After", ""),
-                                  None if complete else self.max_answer_bytes)
+                                  None if complete else max_bytes)
         except TimeoutError as exc:
             raise BackendTimeout(f"{what}: no answer within {limit:g}s") from exc
         except aiohttp.ClientError as exc:
@@ -231,14 +237,14 @@ def _transport_failure(exc: aiohttp.ClientError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _json_or_raise(what: str, response: _Reply) -> dict:
+def _json_or_raise(what: str, response: _Reply, limit_name: str = "TRIO_MAX_ANSWER_BYTES") -> dict:
     # An error reply cut off keeps its status: only its start is ever shown.
     if not 200 <= response.status < 300:
         raise BackendHTTPError(response.status, f"{what}: HTTP {response.status}: {_snippet(response)}",
                                retry_after=response.retry_after)
     if response.cut_at is not None:
-        raise BackendTooLarge(f"{what}: the reply is longer than {response.cut_at} bytes "
-                              "(TRIO_MAX_ANSWER_BYTES); stopped reading it")
+        raise BackendTooLarge(f"{what}: the reply is longer than {response.cut_at} bytes ({limit_name}); "
+                              "stopped reading it")
     try:
         data = orjson.loads(response.body)
     except orjson.JSONDecodeError as exc:

@@ -8,7 +8,7 @@ import pytest
 from ensemble.backend import BackendClient, BackendTooLarge
 from ensemble.models import Ballot, Candidate, CompletionRequest
 from ensemble.voting import QuoteLimits, fenced_candidates, quote_shares
-from tests.conftest import BACKEND_API_KEY
+from tests.conftest import BACKEND_API_KEY, backend_answering
 
 LIMIT = 64 * 1024
 BODY = {"model": "trio", "messages": [{"role": "user", "content": "Tell me everything."}]}
@@ -42,6 +42,20 @@ def test_a_reply_declared_longer_than_the_limit_is_refused_and_a_shorter_one_rea
     with pytest.raises(BackendTooLarge):
         chat(backend.url, f"alpha@size={4 * LIMIT}")
     assert len(chat(backend.url, f"alpha@size={LIMIT // 2}").content) == LIMIT // 2
+
+
+def test_the_model_list_is_not_held_to_the_answer_limit(backend):
+    listing = {"object": "list", "data": [{"id": f"model-{i}", "object": "model"} for i in range(5000)]}
+
+    async def models(url):
+        client = BackendClient(url, max_answer_bytes=1024)
+        try:
+            return await client.list_models()
+        finally:
+            await client.aclose()
+
+    with backend_answering(listing) as server:
+        assert len(asyncio.run(models(server.url))) == 5000  # about 200 KB, a router's list runs to megabytes
 
 
 @pytest.fixture
