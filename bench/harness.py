@@ -27,6 +27,9 @@ from ensemble.devserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+# Which backend client Trio's worker uses: its own (aiohttp) or the httpx + httpx-aiohttp variant
+# of bench/httpx_aiohttp.py (issue 21, item 8), chosen with TRIO_BENCH_CLIENT.
+TRIO_APPS = {"aiohttp": "trio_site.asgi:application", "httpx-aiohttp": "bench.httpx_aiohttp:application"}
 
 
 def wait_until_up(url: str, timeout: float = 30.0) -> None:
@@ -72,7 +75,8 @@ def trio_server(backend_url: str, models: str, *, workers: int = 1, extra_env: d
         }
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
                        env={**os.environ, **env}, check=True)
-        with gunicorn_server("trio_site.asgi:application", env, workers=workers) as served:
+        app = TRIO_APPS[os.environ.get("TRIO_BENCH_CLIENT", "aiohttp")]
+        with gunicorn_server(app, env, workers=workers) as served:
             yield served
 
 

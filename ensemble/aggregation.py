@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from .voting import candidates_prompt
+from .voting import QuoteLimits, candidates_prompt
 
 ACCEPTANCE_VOTING = "acceptance_voting"
 JUDGE = "judge"
@@ -50,10 +50,11 @@ def random_member(seed: str, size: int) -> int:
     return random.Random(seed).randrange(size)
 
 
-def synthesis_messages(conversation: Sequence[dict], texts: Sequence[str], nonce: str) -> list[dict]:
+def synthesis_messages(conversation: Sequence[dict], texts: Sequence[str], nonce: str,
+                       limits: QuoteLimits = QuoteLimits()) -> list[dict]:
     """Return the chat messages asking the synthesizer for one reply combining `texts`."""
     return candidates_prompt(conversation, texts, nonce, system=SYNTHESIS_SYSTEM_PROMPT,
-                             instructions=SYNTHESIS_INSTRUCTIONS)
+                             instructions=SYNTHESIS_INSTRUCTIONS, limits=limits)
 
 
 def concat_reply(answers: Sequence[tuple[str, str]]) -> str:

@@ -2,10 +2,14 @@
 
 Errors, all raised from `BackendClient.chat` and translated here, at one boundary:
 
-    BackendError                 any failed call; `.reason` is a short machine-readable word
+    BackendError                 any failed call; `.reason` is a short machine-readable word,
+    │                            `.call_status` the status the call is stored with
     ├── BackendTimeout           no complete answer within the call's timeout       reason "timeout"
     ├── BackendUnavailable       connection refused / reset / DNS failure           reason "unavailable"
     ├── BackendHTTPError         a non-2xx status; `.status_code`                    reason "http_<status>"
+    ├── BackendTooLarge          a 2xx answer longer than the client's              reason "too_large"
+    │                            `max_answer_bytes` (TRIO_MAX_ANSWER_BYTES), or a model
+    │                            list over MAX_MODEL_LIST_BYTES; reading stops there
     └── BackendBadResponse       2xx but not JSON, not a chat completion, or empty  reason "bad_response"
                                  (neither text nor well-formed tool calls)
 
@@ -31,11 +35,18 @@ logger = logging.getLogger(__name__)
 
 class BackendError(Exception):
     reason = "error"
+    call_status = "error"  # a CallStatus / BallotStatus value
     retry_after = ""  # the backend's Retry-After header (HTTP errors only), relayed with a pass-through 429
 
 
 class BackendTimeout(BackendError):
     reason = "timeout"
+    call_status = "timeout"
+
+
+class BackendTooLarge(BackendError):
+    reason = "too_large"
+    call_status = "too_large"
 
 
 class BackendUnavailable(BackendError):
@@ -110,11 +121,21 @@ def normalize_base_url(url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
+# The longest real answers (a model's whole output window, as JSON) are a few hundred KB.
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+# The model list is no answer (a router's, with every model's metadata, runs to megabytes), but it
+# is a backend's reply all the same: bounded too.
+MAX_MODEL_LIST_BYTES = 16 * 1024 * 1024
+# How much of a reply is read at once: what aiohttp has buffered, up to this.
+READ_CHUNK_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class _Reply:
     status: int
     body: bytes
     retry_after: str = ""
+    cut_at: int | None = None  # the limit the body was cut off at, unread beyond; None: complete
 
     @property
     def text(self) -> str:
@@ -126,14 +147,16 @@ class BackendClient:
 
     Built on aiohttp rather than httpx: at 64 concurrent completions (192 backend calls in flight)
     httpx's connection pool cost 7 ms of CPU per completion more, most of it in its pool
-    bookkeeping (encode/httpx#3215); bench/README.md has the figures. Create it inside
-    the event loop that will use it.
+    bookkeeping (encode/httpx#3215). httpx on aiohttp's pool (`httpx-aiohttp`) still cost 1.1-3.7 ms
+    more than this client; bench/README.md has the figures. Create it inside the event loop that
+    will use it.
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 max_connections: int = 512):
+                 max_connections: int = 512, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES):
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session = aiohttp.ClientSession(
             headers=headers,
@@ -147,23 +170,27 @@ class BackendClient:
                    *, timeout: float | None = None) -> ChatResult:
         """Return the completion of one chat call, or raise a `BackendError`."""
         body = orjson.dumps({**(params or {}), "model": model, "messages": messages})
-        reply = await self._request("POST", "/chat/completions", model, body, timeout)
+        reply = await self._request("POST", "/chat/completions", model, body, timeout, self.max_answer_bytes)
         return _chat_result(model, reply)
 
     async def list_models(self, *, timeout: float | None = None) -> list[str]:
         """Return the model ids the backend advertises (used by readiness checks)."""
-        data = _json_or_raise("/models", await self._request("GET", "/models", "/models", None, timeout))
+        reply = await self._request("GET", "/models", "/models", None, timeout, MAX_MODEL_LIST_BYTES)
+        data = _json_or_raise("/models", reply, "MAX_MODEL_LIST_BYTES")
         return [item.get("id") for item in data.get("data", []) if isinstance(item, dict)]
 
     async def _request(self, method: str, path: str, what: str, body: bytes | None,
-                       timeout: float | None) -> _Reply:
-        """Return the status and body of one HTTP call, translating transport failures."""
+                       timeout: float | None, max_bytes: int) -> _Reply:
+        """Return the status and body (read up to `max_bytes`) of one HTTP call, translating
+        transport failures."""
         limit = timeout or self.timeout
         headers = {"Content-Type": "application/json"} if body is not None else None
         try:
             async with asyncio.timeout(limit):
                 async with self._session.request(method, self.base_url + path, data=body, headers=headers) as response:
-                    return _Reply(response.status, await response.read(), response.headers.get("Retry-After", ""))
+                    content, complete = await _read_within(response, max_bytes)
+                    return _Reply(response.status, content, response.headers.get("Retry-After", ""),
+                                  None if complete else max_bytes)
         except TimeoutError as exc:
             raise BackendTimeout(f"{what}: no answer within {limit:g}s") from exc
         except aiohttp.ClientError as exc:
@@ -178,6 +205,27 @@ class BackendClient:
         await self._session.close()
 
 
+async def _read_within(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Return the reply's body and True; or, once it is known to exceed `limit` bytes, what was read
+    of it and False.
+
+    Reading stops at the limit rather than after buffering the whole reply: a backend answering
+    20 MB to each of three members took a worker past 1 GB. An unfinished reply's connection is
+    closed, never reused. A declared Content-Length over the limit is refused unread.
+    """
+    if response.content_length is not None and response.content_length > limit:
+        response.close()
+        return b"", False
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await response.content.read(min(READ_CHUNK_BYTES, limit + 1 - len(body)))
+        if not chunk:
+            return bytes(body), True
+        body += chunk
+    response.close()
+    return bytes(body), False
+
+
 def _transport_failure(exc: aiohttp.ClientError) -> str:
     """Return what went wrong with the connection, without the backend's address.
 
@@ -189,10 +237,14 @@ def _transport_failure(exc: aiohttp.ClientError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _json_or_raise(what: str, response: _Reply) -> dict:
+def _json_or_raise(what: str, response: _Reply, limit_name: str = "TRIO_MAX_ANSWER_BYTES") -> dict:
+    # An error reply cut off keeps its status: only its start is ever shown.
     if not 200 <= response.status < 300:
         raise BackendHTTPError(response.status, f"{what}: HTTP {response.status}: {_snippet(response)}",
                                retry_after=response.retry_after)
+    if response.cut_at is not None:
+        raise BackendTooLarge(f"{what}: the reply is longer than {response.cut_at} bytes ({limit_name}); "
+                              "stopped reading it")
     try:
         data = orjson.loads(response.body)
     except orjson.JSONDecodeError as exc:
@@ -256,11 +308,12 @@ def client_for_running_loop() -> BackendClient:
     from django.conf import settings  # imported late: the client itself is usable without Django
 
     config = (settings.TRIO_BACKEND_URL, settings.TRIO_BACKEND_API_KEY, settings.TRIO_TIMEOUT,
-              settings.TRIO_BACKEND_MAX_CONNECTIONS)
+              settings.TRIO_BACKEND_MAX_CONNECTIONS, settings.TRIO_MAX_ANSWER_BYTES)
     clients = _clients.setdefault(asyncio.get_running_loop(), {})
     if config not in clients:
-        url, api_key, timeout, max_connections = config
-        clients[config] = BackendClient(url, api_key=api_key, timeout=timeout, max_connections=max_connections)
+        url, api_key, timeout, max_connections, max_answer_bytes = config
+        clients[config] = BackendClient(url, api_key=api_key, timeout=timeout, max_connections=max_connections,
+                                        max_answer_bytes=max_answer_bytes)
     return clients[config]
 
 

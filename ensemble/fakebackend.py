@@ -42,6 +42,9 @@ Behaviours (see :class:`Behaviour`), applied in this order:
    Error bodies are OpenAI-shaped ``{"error": {...}}``; a 429 carries
    ``Retry-After: 7``.
 4. ``malformed``: 200, ``content-type: application/json``, body not JSON.
+   ``endless``: 200, a chat completion whose content never ends (sent in
+   chunks, no ``content-length``) until the client hangs up; the bytes sent
+   are counted in ``streamed_bytes[model]``.  Applies to ballots too.
 5. ``empty``: 200, valid completion whose message content is ``""``.
 6. Otherwise a normal answer (a generation, a tool call or a ballot, below).
 
@@ -178,6 +181,7 @@ class Behaviour:
     fail_first: int = 0  # first N calls fail with status (or 503), then succeed
     hang: bool = False  # never answer until the client disconnects
     malformed: bool = False  # 200 with a non-JSON body
+    endless: bool = False  # 200 with a body that never ends, until the client hangs up
     empty: bool = False  # 200 with message content ""
     garbage_ballot: bool = False  # ballots answered with prose, no ballot lines
     huge_number_ballot: bool = False  # ballots also name a 5000-digit number, preferred
@@ -490,6 +494,29 @@ async def _read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
+ENDLESS_CHUNK = (_FILLER * (65536 // len(_FILLER))).encode()
+ENDLESS_MAX_BYTES = 8 * 1024**3  # a client that never stops reading is let go here
+
+
+async def _send_endless(send, receive) -> typing.AsyncIterator[int]:
+    """Send a chat completion whose content never ends until the client hangs up; yield the byte
+    count after each chunk."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    gone = asyncio.ensure_future(_wait_for_disconnect(receive))
+    chunk = b'{"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "'
+    sent = 0
+    try:
+        while not gone.done() and sent < ENDLESS_MAX_BYTES:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+            yield sent
+            chunk = ENDLESS_CHUNK
+            await asyncio.sleep(0)  # once the client is gone send() returns at once: let `gone` see it
+    finally:
+        gone.cancel()
+
+
 async def _wait_for_disconnect(receive) -> None:
     """Return once the client has gone.
 
@@ -517,12 +544,14 @@ class FakeBackend:
         self.random = random.Random(seed)
         self.calls: collections.deque[Call] = collections.deque(maxlen=MAX_RECORDED_CALLS)
         self._attempts: collections.Counter[str] = collections.Counter()
+        self.streamed_bytes: collections.Counter[str] = collections.Counter()  # endless bodies, per model
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
-        """Forget recorded calls and fail_first counters; returns None."""
+        """Forget recorded calls, fail_first counters and streamed bytes; returns None."""
         self.calls.clear()
         self._attempts.clear()
+        self.streamed_bytes.clear()
 
     def behaviour_for(self, model: str) -> tuple[str, Behaviour]:
         """Return ``(name without @spec, behaviour)`` for a requested model.
@@ -598,6 +627,9 @@ class FakeBackend:
                 status, f"fake failure ({status}) for model {body['model']}", "fake_failure"))
         elif behaviour.malformed:
             await _send_bytes(send, 200, b'{"id": "chatcmpl-fake", "choices": [{"mess')
+        elif behaviour.endless:
+            async for sent in _send_endless(send, receive):
+                self.streamed_bytes[body["model"]] = sent
         else:
             call = None if is_ballot or behaviour.empty else _tool_call(name, behaviour, body, user_text)
             if call is not None:

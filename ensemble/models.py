@@ -27,6 +27,7 @@ class CallStatus(models.TextChoices):
     OK = "ok", "ok"
     TIMEOUT = "timeout", "timeout"
     ERROR = "error", "error"
+    TOO_LARGE = "too_large", "too_large"  # the reply passed TRIO_MAX_ANSWER_BYTES; not read further
     LATE = "late", "late"  # abandoned by a straggler cut-off
     CANCELLED = "cancelled", "cancelled"
 
@@ -36,6 +37,7 @@ class BallotStatus(models.TextChoices):
     UNPARSEABLE = "unparseable", "unparseable"
     TIMEOUT = "timeout", "timeout"
     ERROR = "error", "error"
+    TOO_LARGE = "too_large", "too_large"
     LATE = "late", "late"
     CANCELLED = "cancelled", "cancelled"
 

@@ -253,8 +253,7 @@ async def _call(client, index: int, model: str, messages: list[dict], params: di
     try:
         result = await _chat(client, model, messages, params, timeout, deadline_at)
     except BackendError as exc:
-        status = "timeout" if exc.reason == "timeout" else "error"
-        return CandidateResult(index, model, status, error=str(exc), latency_ms=monotonic_ms(started),
+        return CandidateResult(index, model, exc.call_status, error=str(exc), latency_ms=monotonic_ms(started),
                                reason=exc.reason, retry_after=exc.retry_after)
     return CandidateResult(
         index, model, "ok", content=result.content, tool_calls=result.tool_calls,
@@ -352,11 +351,15 @@ async def _judge(outcome: CompletionOutcome, client: BackendClient, deadline_at:
 async def _synthesize(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
     """Append the synthesizer's combined answer to `outcome.candidates` (index: after the members)."""
     texts = [c.text for c in outcome.candidates if c.ok]
-    prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts))
+    prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts), _quote_limits())
     index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
     outcome.candidates.append(CandidateResult(index, model, "cancelled"))
     combined = await _call(client, index, model, prompt, outcome.params, outcome.ensemble.timeout, deadline_at)
     outcome.candidates[index] = _held_to_format(combined, outcome)
+
+
+def _quote_limits() -> voting.QuoteLimits:
+    return voting.QuoteLimits(settings.TRIO_BALLOT_QUOTE_CHARS, settings.TRIO_BALLOT_PROMPT_QUOTE_CHARS)
 
 
 _AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judge,
@@ -366,14 +369,14 @@ _AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judg
 async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, nonce: str,
                   deadline_at: float) -> BallotResult:
     shown_texts = [outcome.candidates[i].text for i in pending.shown_order]
-    prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce)
+    prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce, _quote_limits())
     params = {"temperature": 0, "max_tokens": settings.TRIO_BALLOT_MAX_TOKENS}
     started = time.monotonic()
     ballot = BallotResult(pending.voter_index, pending.voter_model, pending.shown_order, status="ok")
     try:
         result = await _chat(client, pending.voter_model, prompt, params, outcome.ensemble.timeout, deadline_at)
     except BackendError as exc:
-        ballot.status = "timeout" if exc.reason == "timeout" else "error"
+        ballot.status = exc.call_status
         ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)
         return ballot
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage

@@ -5,7 +5,8 @@ A voting round, for candidates indexed 0..n-1 (their position in the ensemble):
 1. each voter gets its own shuffled order of the candidates (`ballot_order`), seeded from the
    request id so a stored request can be replayed exactly;
 2. `ballot_messages` shows it the conversation and the candidates, anonymized and numbered 1..k
-   in that order, each inside a fence whose nonce no candidate text contains;
+   in that order, each inside a fence whose nonce no candidate text contains, a long one cut to
+   its share of the prompt's `QuoteLimits` (marked inside its fence);
 3. `parse_ballot` reads its reply tolerantly into shown positions; `ballot_marks` maps them back
    to candidate indexes;
 4. `tally` counts acceptances and preferences (a preference only counts when the same voter also
@@ -78,31 +79,67 @@ def message_text(content) -> str:
     return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
-def fenced_candidates(shown: Sequence[str], nonce: str) -> str:
-    """Return the candidate texts numbered 1..k, each inside a fence closed only by `nonce`."""
+@dataclass(frozen=True)
+class QuoteLimits:
+    """How much of the candidates one prompt quotes, in characters: at most `per_candidate` of each
+    and `per_prompt` of all of them together, so a request's ballots stay bounded however long the
+    answers (settings TRIO_BALLOT_QUOTE_CHARS and TRIO_BALLOT_PROMPT_QUOTE_CHARS)."""
+
+    per_candidate: int = 32_768
+    per_prompt: int = 131_072
+
+
+def quote_shares(lengths: Sequence[int], limits: QuoteLimits) -> list[int]:
+    """Return how many characters of each text (of these lengths) a prompt quotes.
+
+    Short texts are quoted whole; what they leave of `per_prompt` is shared equally by the longer
+    ones, each also held to `per_candidate`.
+    """
+    shares = [0] * len(lengths)
+    left = limits.per_prompt
+    by_length = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for taken, index in enumerate(by_length):
+        fair = left // (len(lengths) - taken)
+        shares[index] = min(lengths[index], limits.per_candidate, fair)
+        left -= shares[index]
+    return shares
+
+
+def quoted(text: str, limit: int) -> str:
+    """Return `text`, or its first `limit` characters and a visible mark of how many were cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[… truncated {len(text) - limit} characters]"
+
+
+def fenced_candidates(shown: Sequence[str], nonce: str, limits: QuoteLimits = QuoteLimits()) -> str:
+    """Return the candidate texts numbered 1..k, each inside a fence closed only by `nonce`, each cut
+    to its share of `limits` (the cut marked inside the fence)."""
+    shares = quote_shares([len(text) for text in shown], limits)
     return "\n\n".join(
-        f'<candidate number="{position}" fence="{nonce}">\n{text}\n</candidate fence="{nonce}">'
-        for position, text in enumerate(shown, start=1)
+        f'<candidate number="{position}" fence="{nonce}">\n{quoted(text, share)}\n</candidate fence="{nonce}">'
+        for position, (text, share) in enumerate(zip(shown, shares), start=1)
     )
 
 
 def candidates_prompt(conversation: Sequence[dict], shown: Sequence[str], nonce: str, *,
-                      system: str, instructions: str) -> list[dict]:
+                      system: str, instructions: str, limits: QuoteLimits = QuoteLimits()) -> list[dict]:
     """Return chat messages showing the conversation and the fenced `shown` candidates, then `instructions`."""
     user = (
         "The conversation so far:\n\n"
         f"{render_conversation(conversation)}\n\n"
         f"There are {len(shown)} candidate replies to its last message.\n\n"
-        f"{fenced_candidates(shown, nonce)}\n\n"
+        f"{fenced_candidates(shown, nonce, limits)}\n\n"
         f"{instructions.format(nonce=nonce)}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: str) -> list[dict]:
+def ballot_messages(conversation: Sequence[dict], shown: Sequence[str], nonce: str,
+                    limits: QuoteLimits = QuoteLimits()) -> list[dict]:
     """Return the chat messages asking one voter to judge `shown` (candidate texts, in shown order)."""
     return candidates_prompt(conversation, shown, nonce, system=BALLOT_SYSTEM_PROMPT,
-                             instructions=BALLOT_INSTRUCTIONS)
+                             instructions=BALLOT_INSTRUCTIONS, limits=limits)
 
 
 @dataclass(frozen=True)

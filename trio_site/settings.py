@@ -330,6 +330,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("TRIO_MAX_BODY_BYTES", 10 * 1024 * 1024
 # 9 members: 9 generations + 9 ballots) take a full 10 MiB body (180 MiB), the default trio uses 60;
 # only request-defined ensembles with more calls need a shorter conversation.
 TRIO_MAX_FANOUT_BYTES = env_number("TRIO_MAX_FANOUT_BYTES", 256 * 1024 * 1024, cast=int, minimum=1024)
+# A backend reply (one member's answer, one ballot) longer than this is a failed call, `too_large`:
+# reading stops there. Unbounded, three members answering 20 MB each took a worker past 1 GB and
+# stored 63 MB per request. 1 MiB holds the longest real answers (a whole output window, as JSON).
+TRIO_MAX_ANSWER_BYTES = env_number("TRIO_MAX_ANSWER_BYTES", 1024 * 1024, cast=int, minimum=1024)
 
 # --- HTTPS, cookies, CORS, API keys ------------------------------------------------------------
 # Clients reach Trio over HTTPS, directly or through a TLS-terminating proxy: on by default in
@@ -468,6 +472,11 @@ TRIO_METRICS_TOKEN = env_str("TRIO_METRICS_TOKEN")
 # not keep conversations).
 TRIO_STORE_CONTENT = env_bool("TRIO_STORE_CONTENT", True)
 TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, minimum=16)
+# What a ballot (and the synthesizer's prompt) quotes of the candidates, in characters: at most this
+# much of each, and at most the second of all of them together (ensemble.voting.QuoteLimits), so that
+# a request's ballots stay bounded however long the answers; a cut is marked inside its fence.
+TRIO_BALLOT_QUOTE_CHARS = env_number("TRIO_BALLOT_QUOTE_CHARS", 32_768, cast=int, minimum=256)
+TRIO_BALLOT_PROMPT_QUOTE_CHARS = env_number("TRIO_BALLOT_PROMPT_QUOTE_CHARS", 131_072, cast=int, minimum=256)
 # Upper bound on simultaneous backend connections per worker (idle ones are kept for reuse).
 TRIO_BACKEND_MAX_CONNECTIONS = env_number("TRIO_BACKEND_MAX_CONNECTIONS", 512, cast=int, minimum=1)
 # First start creates this superuser if no superuser exists (password generated and printed if unset).

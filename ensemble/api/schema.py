@@ -55,7 +55,7 @@ class ChoiceSerializer(serializers.Serializer):
 class CandidateDetailSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     model = serializers.CharField()
-    status = serializers.CharField(help_text="ok, timeout, error, late or cancelled.")
+    status = serializers.CharField(help_text="ok, timeout, error, too_large, late or cancelled.")
     response = serializers.CharField(allow_null=True, allow_blank=True)
     error = serializers.CharField(allow_null=True)
     accepted = serializers.IntegerField(help_text="Voters that accepted this answer.")
@@ -70,7 +70,7 @@ class CandidateDetailSerializer(serializers.Serializer):
 class BallotDetailSerializer(serializers.Serializer):
     voter_index = serializers.IntegerField()
     voter_model = serializers.CharField()
-    status = serializers.CharField(help_text="ok, unparseable, timeout, error, late or cancelled.")
+    status = serializers.CharField(help_text="ok, unparseable, timeout, error, too_large, late or cancelled.")
     shown_order = serializers.ListField(child=serializers.IntegerField())
     accepted = serializers.ListField(child=serializers.IntegerField())
     preferred = serializers.IntegerField(allow_null=True)

@@ -12,7 +12,7 @@ from .expressions import TimeBucket
 from .statistics import HISTOGRAM_STEPS
 
 
-CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.LATE)
+CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.TOO_LARGE, CallStatus.LATE)
 
 CANDIDATE_COUNTS = ("participated", "wins", "calls", "failed_calls", "ok_calls")
 MARK_COUNTS = ("marks_received", "accepted_received", "preferred_received", "self_marks", "self_preferred",

@@ -11,7 +11,7 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
 - self-preference: how often its own ballots prefer its own candidate (every self mark, counted
   or not) against how often other models' ballots prefer it;
 - invalid-ballot rate: unparseable ballots / ballots it answered (ok + unparseable);
-- error/timeout rate: generation calls that ended in error, timeout or late (abandoned by the
+- error/timeout rate: generation calls that ended in error, timeout, too_large or late (abandoned by the
   straggler cut-off) / its generation calls, cancelled ones left out (the client left);
 - median latency: of its successful generation calls; exact over live rows, within ±2.2% over
   rolled-up days (a log-bucket histogram per day and model, statistics.HISTOGRAM_STEPS);

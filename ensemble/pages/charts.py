@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#999999")
 WIDTH = 640
-STATUS_FILL = {"ok": "#2f7fc1", "timeout": "#b42318", "error": "#b42318"}  # anything else: amber
+STATUS_FILL = {"ok": "#2f7fc1", "timeout": "#b42318", "error": "#b42318", "too_large": "#b42318"}  # anything else: amber
 
 
 def colours(models: list[str]) -> dict[str, str]:
