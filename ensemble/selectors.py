@@ -22,8 +22,17 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
   straggler cut-off) / its generation calls, cancelled ones left out (the client left);
 - median latency: of its successful generation calls; exact over live rows, within ±2.2% over
   rolled-up days (a log-bucket histogram per day and model, HISTOGRAM_STEPS);
-- head-to-head: a ballot whose preferred mark is on A's candidate and which also has a mark on
-  B's candidate is one win of A over B; both marks must count.
+- head-to-head (PAIR RULE), the only pairs the Bradley–Terry ratings are fitted on: each ballot
+  ranks the candidates it saw preferred > accepted (not preferred) > not accepted, a preference
+  counting only when the voter also accepted it, as in the tally. A ballot that ranks A's
+  candidate above B's is one win of A over B, unless A's candidate is the judge's own: a judge
+  placing its own candidate above another's says nothing a rival should be rated on, but placing
+  it below another's is an admission against interest and counts. So a pair of two other models'
+  candidates always counts, a pair involving the judge's own only when it ranks its own lower,
+  and candidates in the same rank (a tie) give no comparison. This holds whatever the ensemble's
+  self-vote policy (`counted`), which decides winners, not ratings: a judge that always prefers
+  itself gives itself no win at all. With three members each pair has one outside judge, whose
+  comparisons all count; the judged pair's own members add theirs only when they concede.
 """
 from __future__ import annotations
 
@@ -651,7 +660,7 @@ def _add_live(totals: _Totals, scope: Q) -> None:
     for row in latency_counts(scope):
         totals.latencies[row["model"]][row["latency_ms"]] += row["n"]
     for row in pair_counts(scope):
-        # The same model on both sides (its own preferred mark, or a model listed twice) is no comparison.
+        # The same model on both sides (a model listed twice in one ensemble) is no comparison.
         if row["winner"] != row["loser"]:
             totals.pairs[(row["winner"], row["loser"])] += row["n"]
 
@@ -724,11 +733,14 @@ def ballot_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
 
 
 def pair_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
-    """Return per [day, ensemble,] (winner, loser): ballots that preferred winner's candidate and judged loser's."""
+    """Return per [day, ensemble,] (winner, loser): ballots that ranked winner's candidate above loser's (PAIR RULE)."""
     group = _day_group(by_day)
-    # From each counted preferred mark (at most one per ballot) to every counted mark of its ballot,
-    # its own included: the caller drops winner == loser.
-    return (BallotMark.objects.filter(scope, counted=True, preferred=True, ballot__marks__counted=True)
+    # Each mark joined to the other marks of its ballot. The winning mark is accepted and not the
+    # judge's own; the losing one is not accepted, or the winning one is preferred and it is not.
+    # `counted` is left out on purpose: which marks count for the winner is the self-vote
+    # policy's business, which pairs count for ratings is the PAIR RULE's.
+    ranked_lower = Q(ballot__marks__accepted=False) | Q(preferred=True, ballot__marks__preferred=False)
+    return (BallotMark.objects.filter(scope, Q(accepted=True, is_self=False) & ranked_lower)
             .annotate(**group)
             .values(*group, winner=F("author_model"), loser=F("ballot__marks__author_model"))
             .annotate(n=Count("pk")).order_by())
