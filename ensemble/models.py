@@ -166,8 +166,9 @@ class BallotMark(models.Model):
         constraints = [models.UniqueConstraint(fields=["ballot", "candidate"], name="mark_unique_candidate")]
         indexes = [
             models.Index(fields=["author_model", "voter_model"], name="mark_author_voter"),
-            # Head-to-head: a ballot's counted marks and which one it preferred, without the table.
-            models.Index(fields=["ballot", "counted", "preferred", "author_model"], name="mark_ballot_verdict"),
+            # Head-to-head: the rank of every mark of a ballot and its model, without the table
+            # (selectors.pair_counts joins each mark to the other marks of its ballot).
+            models.Index(fields=["ballot", "accepted", "preferred", "author_model"], name="mark_ballot_rank"),
         ]
 
     def __str__(self):

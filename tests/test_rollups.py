@@ -113,7 +113,7 @@ def test_the_migration_forgets_rollups_counted_under_the_old_pair_rule(history):
     rollups.rollup_closed_days(now=NOW)
     live = numbers(leaderboard())
     PairDayRollup.objects.update(wins=F("wins") + 7)
-    migration = importlib.import_module("ensemble.migrations.0011_rebuild_pair_rollups")
+    migration = importlib.import_module("ensemble.migrations.0011_mark_pair_index")
 
     migration.forget_rollups(django_apps, None)
 
