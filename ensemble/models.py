@@ -257,7 +257,7 @@ class ModelDayRollup(models.Model):
 
 
 class PairDayRollup(models.Model):
-    """Head-to-head on one closed UTC day in one ensemble: ballots preferring `winner` while judging `loser`."""
+    """Head-to-head on one closed UTC day in one ensemble: ballots ranking `winner` above `loser` (selectors' PAIR RULE)."""
 
     day = models.DateField()
     ensemble = models.CharField(max_length=200)

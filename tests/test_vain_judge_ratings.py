@@ -67,7 +67,6 @@ def vain_panel_history(http, trio_settings, request):
 def test_the_vain_judge_is_rated_last_and_never_beats_the_strong_model(vain_panel_history):
     board = vain_panel_history
 
-    print({r.model: (round(r.rating), round(r.low), round(r.high), r.comparisons) for r in board.ratings})
     assert [r.model for r in board.ratings] == [STRONG, FAIR, VAIN]
     points = [r.rating for r in board.ratings]
     assert points[0] > points[1] > points[2]  # no ties
