@@ -70,6 +70,7 @@ def test_the_vain_judge_is_rated_last_and_never_beats_the_strong_model(vain_pane
     assert [r.model for r in board.ratings] == [STRONG, FAIR, VAIN]
     points = [r.rating for r in board.ratings]
     assert points[0] > points[1] > points[2]  # no ties
+    assert [r.rank for r in board.ratings] == [1, 2, 3]  # not even within the 95% intervals
     assert board.head_to_head.get((VAIN, STRONG), 0) == 0
     assert board.head_to_head.get((VAIN, FAIR), 0) == 0
 
