@@ -172,8 +172,9 @@ class BallotMark(models.Model):
         constraints = [models.UniqueConstraint(fields=["ballot", "candidate"], name="mark_unique_candidate")]
         indexes = [
             models.Index(fields=["author_model", "voter_model"], name="mark_author_voter"),
-            # Head-to-head: a ballot's counted marks and which one it preferred, without the table.
-            models.Index(fields=["ballot", "counted", "preferred", "author_model"], name="mark_ballot_verdict"),
+            # Head-to-head: the rank of every mark of a ballot and its model, without the table
+            # (leaderboard.counts.pair_counts joins each mark to the other marks of its ballot).
+            models.Index(fields=["ballot", "accepted", "preferred", "author_model"], name="mark_ballot_rank"),
         ]
 
     def __str__(self):
@@ -262,7 +263,7 @@ class ModelDayRollup(models.Model):
 
 
 class PairDayRollup(models.Model):
-    """Head-to-head on one closed UTC day in one ensemble: ballots preferring `winner` while judging `loser`."""
+    """Head-to-head on one closed UTC day in one ensemble: ballots ranking `winner` above `loser` (the PAIR RULE, leaderboard.standing)."""
 
     day = models.DateField()
     ensemble = models.CharField(max_length=200)

@@ -120,10 +120,11 @@ def test_json_has_the_same_numbers_as_the_page(staff, history):
     assert alpha["win_rate"] == pytest.approx(31 / 41)
     assert (alpha["win_rate_low"], alpha["win_rate_high"]) == pytest.approx((0.6066, 0.8618), abs=1e-4)
     assert alpha["median_latency_ms"] == 119  # 100..139 and the duo's 100: the 21st of 41 is 119
-    # Each of the 40 trio requests: 3 ballots, each preferring the winner over the two others.
+    # Each of the 40 trio requests: 3 ballots preferring the winner over the two others, of which
+    # the winner's own judge's count for nothing (it ranked its own first): 2 wins over each loser.
     h2h = {(p["winner"], p["loser"]): p["wins"] for p in body["head_to_head"]}
-    # The duo request adds two: both its ballots preferred alpha over beta.
-    assert h2h[("alpha", "beta")] == 30 * 3 + 2 and h2h[("beta", "alpha")] == 8 * 3 and h2h[("gamma", "beta")] == 2 * 3
+    # The duo request adds one: beta's ballot preferred alpha over beta; alpha's own ballot does not count.
+    assert h2h[("alpha", "beta")] == 30 * 2 + 1 and h2h[("beta", "alpha")] == 8 * 2 and h2h[("gamma", "beta")] == 2 * 2
     ratings = {r["model"]: r for r in body["ratings"]}
     assert ratings["alpha"]["rank"] == 1 and not ratings["alpha"]["provisional"]
     assert ratings["alpha"]["low"] <= ratings["alpha"]["rating"] <= ratings["alpha"]["high"]
@@ -133,7 +134,7 @@ def test_json_has_the_same_numbers_as_the_page(staff, history):
 def test_head_to_head_ratings_and_charts_are_on_the_page(staff, history):
     html = staff.get("/leaderboard/").content.decode()
     h2h = re.search(r'<table class="h2h">.*?</table>', html, re.S).group(0)
-    assert "92/116" in h2h  # alpha over beta: 92 wins of 92 + 24 comparisons
+    assert "61/77" in h2h  # alpha over beta: 61 wins of 61 + 16 comparisons
     assert '<table class="ratings">' in html
     assert html.count('<svg class="chart"') == 2
     assert "alpha: 75.6% (31 of 41), 95% interval 60.7%–86.2%" in html

@@ -1,19 +1,23 @@
 """The leaderboard's daily rollup (ensemble.leaderboard.rollups): same numbers as the live history, written once per closed day."""
+import importlib
 import io
 import random
+from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from datetime import timezone as tz
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ensemble.leaderboard import board as leaderboards
 from ensemble.leaderboard import rollups, statistics, windows
-from ensemble.models import CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
+from ensemble.models import BallotMark, CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
 from tests.factories import build_vote, save_votes, vote
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +77,53 @@ def test_the_rollup_gives_the_live_numbers(history, window, ensemble):
     assert live.standings and live.head_to_head
     for r, l in zip(rolled.standings, live.standings):
         assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=statistics.HISTOGRAM_PRECISION)
+
+
+def pairs_by_the_rule() -> Counter:
+    """Return the head-to-head of every stored ballot, by the PAIR RULE written out in Python."""
+    ballots = defaultdict(list)
+    for mark in BallotMark.objects.values("ballot_id", "author_model", "accepted", "preferred", "is_self"):
+        ballots[mark["ballot_id"]].append(mark)
+    pairs = Counter()
+    for marks in ballots.values():
+        rank = {id(m): 2 if m["accepted"] and m["preferred"] else 1 if m["accepted"] else 0 for m in marks}
+        pairs.update((a["author_model"], b["author_model"]) for a in marks for b in marks
+                     if rank[id(a)] > rank[id(b)] and not a["is_self"] and a["author_model"] != b["author_model"])
+    return pairs
+
+
+def test_the_head_to_head_is_the_pair_rule_on_every_ballot_live_and_rolled_up(history):
+    expected = pairs_by_the_rule()
+    assert leaderboard().head_to_head == expected
+
+    rollups.rollup_closed_days(now=NOW)
+    assert PairDayRollup.objects.exists()
+    assert leaderboard().head_to_head == expected
+
+
+def test_rebuilding_the_rollup_replaces_pairs_counted_under_an_older_rule(history):
+    rollups.rollup_closed_days(now=NOW)
+    live = numbers(leaderboard())
+    PairDayRollup.objects.update(wins=F("wins") + 7)  # as if counted by another rule
+    assert numbers(leaderboard()) != live
+
+    call_command("rollup_votes", "--rebuild", stdout=io.StringIO())
+
+    assert numbers(leaderboard()) == live
+
+
+def test_the_migration_forgets_rollups_counted_under_the_old_pair_rule(history):
+    rollups.rollup_closed_days(now=NOW)
+    live = numbers(leaderboard())
+    PairDayRollup.objects.update(wins=F("wins") + 7)
+    migration = importlib.import_module("ensemble.migrations.0011_mark_pair_index")
+
+    migration.forget_rollups(django_apps, None)
+
+    assert not (RollupDay.objects.exists() or PairDayRollup.objects.exists() or ModelDayRollup.objects.exists())
+    assert numbers(leaderboard()) == live  # read live until rolled up again, then from the new rollup
+    rollups.rollup_closed_days(now=NOW)
+    assert numbers(leaderboard()) == live
 
 
 def test_the_leaderboard_reads_closed_days_from_the_rollup(history):

@@ -127,21 +127,24 @@ def test_median_of_an_even_number_of_calls_is_the_mean_of_the_middle_two():
     assert standings()["solo"].median_latency_ms == 300
 
 
-def test_head_to_head_counts_ballots_that_preferred_one_and_judged_the_other(board_history):
+def test_head_to_head_counts_what_each_ballot_ranked_above_what_but_never_a_judge_over_its_own(board_history):
     board = leaderboards.leaderboard(bootstrap_rounds=20)
 
-    # r1: ballot a (prefers a) → a>b, a>c; ballot b (prefers a) → a>b, a>c; ballot c → c>a, c>b.
-    # r2: ballot a (prefers b, judged a) → b>a.  r4: both preferred marks or their rivals uncounted.
-    assert board.head_to_head == {("a", "b"): 2, ("a", "c"): 2, ("c", "a"): 1, ("c", "b"): 1, ("b", "a"): 1}
+    # Ballots rank preferred > accepted > not accepted; a judge's own candidate only loses.
+    # r1: ballot a (a > b > c) → b>c only, a is its own; ballot b (a > b = c) → a>b, a>c;
+    #     ballot c (c > a = b) → nothing: c is its own, a and b tie.
+    # r2: ballot a (b > a) → b>a.  r4 (self-votes excluded from the tally, not from this):
+    #     ballot a (a > b) → nothing; ballot b (a > b) → a>b.
+    assert board.head_to_head == {("a", "b"): 2, ("a", "c"): 1, ("b", "c"): 1, ("b", "a"): 1}
     rows = dict(board.head_to_head_rows())
-    assert rows["a"] == [("a", 0, 0), ("b", 2, 3), ("c", 2, 3)]
+    assert rows["a"] == [("a", 0, 0), ("b", 2, 3), ("c", 1, 1)]
 
 
 def test_ratings_cover_every_model_and_are_provisional_on_little_data(board_history):
     board = leaderboards.leaderboard(bootstrap_rounds=20)
     assert sorted(r.model for r in board.ratings) == ["a", "b", "c"]
     assert all(r.provisional and r.rank is None for r in board.ratings)
-    assert {r.model: r.comparisons for r in board.ratings} == {"a": 6, "b": 4, "c": 4}
+    assert {r.model: r.comparisons for r in board.ratings} == {"a": 4, "b": 4, "c": 2}
 
 
 def test_time_window_keeps_only_recent_requests(board_history):
@@ -156,7 +159,7 @@ def test_time_window_keeps_only_recent_requests(board_history):
 def test_ensemble_filter(board_history):
     board = leaderboards.leaderboard(ensemble="duo", bootstrap_rounds=20)
     assert {s.model: (s.participated, s.wins) for s in board.standings} == {"a": (1, 1), "b": (1, 0)}
-    assert board.head_to_head == {}
+    assert board.head_to_head == {("a", "b"): 1}  # b's ballot ranked a above b; a's own ranking of a does not count
 
 
 def test_win_rate_over_time_has_one_point_per_model_and_bucket(board_history):

@@ -140,7 +140,7 @@ def _add_live(totals: _Totals, scope: Q) -> None:
     for row in latency_counts(scope):
         totals.latencies[row["model"]][row["latency_ms"]] += row["n"]
     for row in pair_counts(scope):
-        # The same model on both sides (its own preferred mark, or a model listed twice) is no comparison.
+        # The same model on both sides (a model listed twice in one ensemble) is no comparison.
         if row["winner"] != row["loser"]:
             totals.pairs[(row["winner"], row["loser"])] += row["n"]
 

@@ -66,11 +66,14 @@ def ballot_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
 
 
 def pair_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
-    """Return per [day, ensemble,] (winner, loser): ballots that preferred winner's candidate and judged loser's."""
+    """Return per [day, ensemble,] (winner, loser): ballots that ranked winner's candidate above loser's (PAIR RULE)."""
     group = _day_group(by_day)
-    # From each counted preferred mark (at most one per ballot) to every counted mark of its ballot,
-    # its own included: the caller drops winner == loser.
-    return (BallotMark.objects.filter(scope, counted=True, preferred=True, ballot__marks__counted=True)
+    # Each mark joined to the other marks of its ballot. The winning mark is accepted and not the
+    # judge's own; the losing one is not accepted, or the winning one is preferred and it is not.
+    # `counted` is left out on purpose: which marks count for the winner is the self-vote
+    # policy's business, which pairs count for ratings is the PAIR RULE's (leaderboard.standing).
+    ranked_lower = Q(ballot__marks__accepted=False) | Q(preferred=True, ballot__marks__preferred=False)
+    return (BallotMark.objects.filter(scope, Q(accepted=True, is_self=False) & ranked_lower)
             .annotate(**group)
             .values(*group, winner=F("author_model"), loser=F("ballot__marks__author_model"))
             .annotate(n=Count("pk")).order_by())

@@ -5,6 +5,9 @@
 - `bradley_terry`: strengths fitted from a pairwise win table with Hunter's MM algorithm
   (Hunter 2004, "MM algorithms for generalized Bradley–Terry models").
 - `bradley_terry_ratings`: Arena-style ratings from that fit, with bootstrap 95% intervals.
+  The win table it is given is the leaderboard's head-to-head (the PAIR RULE, leaderboard.standing):
+  a ballot ranking one candidate above another, never a judge ranking its own candidate above a rival's,
+  so a judge that always prefers itself cannot move any rating.
   Each bootstrap round redraws the whole comparison table from a multinomial over its cells
   (equivalent to resampling individual comparisons, but cost independent of their number).
 

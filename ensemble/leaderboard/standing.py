@@ -15,8 +15,17 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
   straggler cut-off) / its generation calls, cancelled ones left out (the client left);
 - median latency: of its successful generation calls; exact over live rows, within ±2.2% over
   rolled-up days (a log-bucket histogram per day and model, statistics.HISTOGRAM_STEPS);
-- head-to-head: a ballot whose preferred mark is on A's candidate and which also has a mark on
-  B's candidate is one win of A over B; both marks must count.
+- head-to-head (PAIR RULE), the only pairs the Bradley–Terry ratings are fitted on: each ballot
+  ranks the candidates it saw preferred > accepted (not preferred) > not accepted, a preference
+  counting only when the voter also accepted it, as in the tally. A ballot that ranks A's
+  candidate above B's is one win of A over B, unless A's candidate is the judge's own: a judge
+  placing its own candidate above another's says nothing a rival should be rated on, but placing
+  it below another's is an admission against interest and counts. So a pair of two other models'
+  candidates always counts, a pair involving the judge's own only when it ranks its own lower,
+  and candidates in the same rank (a tie) give no comparison. This holds whatever the ensemble's
+  self-vote policy (`counted`), which decides winners, not ratings: a judge that always prefers
+  itself gives itself no win at all. With three members each pair has one outside judge, whose
+  comparisons all count; the judged pair's own members add theirs only when they concede.
 """
 from __future__ import annotations
 
