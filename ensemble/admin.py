@@ -60,7 +60,7 @@ class CandidateAdmin(ReadOnlyMixin, admin.ModelAdmin):
 @admin.register(Ballot)
 class BallotAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("request", "voter_model", "status", "latency_ms")
-    list_filter = ("status", "voter_model")
+    list_filter = ("status", "format", "voter_model")
     search_fields = ("raw_text",)
     list_select_related = ("request",)
     readonly_fields = [f.name for f in Ballot._meta.fields]

@@ -41,12 +41,19 @@ Behaviours (see :class:`Behaviour`), applied in this order:
    calls succeed.  Without ``fail_first``, ``status`` makes every call fail.
    Error bodies are OpenAI-shaped ``{"error": {...}}``; a 429 carries
    ``Retry-After: 7``.
-4. ``malformed``: 200, ``content-type: application/json``, body not JSON.
+4. ``refuse_json_schema=S`` / ``refuse_json_object=S``: a call (generation
+   or ballot) whose ``response_format`` is of that type answers HTTP ``S``
+   instead, as servers without structured outputs do: a 4xx with an
+   OpenAI-shaped ``invalid_request_error`` (``param: "response_format"``), a
+   5xx shaped as llama.cpp's server answers ``json_schema``:
+   ``{"error": {"code": 500, "message": "... json_schema ... not supported",
+   "type": "server_error"}}``.  Other calls are answered as usual.
+5. ``malformed``: 200, ``content-type: application/json``, body not JSON.
    ``endless``: 200, a chat completion whose content never ends (sent in
    chunks, no ``content-length``) until the client hangs up; the bytes sent
    are counted in ``streamed_bytes[model]``.  Applies to ballots too.
-5. ``empty``: 200, valid completion whose message content is ``""``.
-6. Otherwise a normal answer (a generation, a tool call or a ballot, below).
+6. ``empty``: 200, valid completion whose message content is ``""``.
+7. Otherwise a normal answer (a generation, a tool call or a ballot, below).
 
 Generation answers look like ``[name quality=0.50] This is a fake answer
 to: "<first 60 chars of the last user message>".``, padded with filler text
@@ -59,7 +66,8 @@ line closing the candidate fence with a guessed nonce
 Ballots
 -------
 A request is a ballot when its last user message contains at least one
-``<candidate number="N" fence="X">`` opening and the text ``ACCEPTED:``.
+``<candidate number="N" fence="X">`` opening and the text ``ACCEPTED:`` (the
+text ballot's instructions) or ``"accepted"`` (the JSON ballot's).
 Candidates are the blocks::
 
     <candidate number="1" fence="a3f9c2d17b0e4d55">
@@ -77,11 +85,18 @@ number), replying e.g.::
     ACCEPTED: 1, 3
     PREFERRED: 3
 
-or ``ACCEPTED: NONE`` / ``PREFERRED: NONE``.  A ``self_favour`` voter also
+or ``ACCEPTED: NONE`` / ``PREFERRED: NONE``; asked with a ``response_format``
+of type ``json_schema`` or ``json_object`` (a constrained ballot), it answers
+the same vote as the JSON ballot alone, ``{"accepted": [1, 3], "preferred": 3}``
+(``null`` for no preference).  A ``self_favour`` voter also
 accepts, and always prefers, a candidate tagged with its own model name.
-A ``garbage_ballot`` voter replies with prose that has no ballot lines.  A
-``huge_number_ballot`` voter votes honestly but also names a 5000-digit
-number (more than ``int()`` reads), accepted and preferred::
+A ``garbage_ballot`` voter replies with prose that has no ballot in every
+format.  A ``constrained_only`` voter, like a small model, writes that prose
+when asked in text, but votes honestly in JSON when the ballot is
+constrained.  An ``ignore_format`` voter writes the text lines even when
+asked for JSON.  A ``huge_number_ballot`` voter votes honestly but also names
+a 5000-digit number (more than ``int()`` reads), accepted and preferred, as
+a bare JSON integer in a JSON ballot::
 
     ACCEPTED: 1, 3, 999…(5000 digits)
     PREFERRED: 999…(5000 digits)
@@ -93,7 +108,8 @@ A generation request whose ``response_format`` is ``json_object`` is answered
 ``schema``: every property present, strings holding the answer, integers 0,
 numbers 0.5, booleans true, arrays of one item, the first of an ``enum``,
 ``anyOf`` or ``oneOf``, and local ``$ref``s (``#/$defs/...``) followed.  An
-``ignore_format`` model answers prose anyway.  Ballots are never JSON.  A
+``ignore_format`` model answers prose anyway.  Ballots are answered as in
+"Ballots" above, whatever their schema.  A
 ``max_tokens`` below the JSON's word count cuts the JSON text itself, as a
 real model's would be, with ``finish_reason: "length"``.
 
@@ -191,6 +207,9 @@ class Behaviour:
     self_favour: bool = False  # as voter, prefer the candidate tagged with own name
     ignore_format: bool = False  # answer prose even when response_format asks for JSON
     ignore_tools: bool = False  # answer text even when tools are offered
+    constrained_only: bool = False  # ballots: prose in text, an honest vote only when JSON is asked
+    refuse_json_schema: int | None = None  # answer this status to a response_format of type json_schema
+    refuse_json_object: int | None = None  # answer this status to a response_format of type json_object
 
 
 @dataclass(frozen=True)
@@ -410,8 +429,31 @@ def _tool_call(name: str, behaviour: Behaviour, body: dict, user_text: str) -> d
 
 
 def _is_ballot(user_text: str) -> bool:
-    """Return True when the message is a Trio voting prompt."""
-    return "ACCEPTED:" in user_text and _CANDIDATE_OPEN_RE.search(user_text) is not None
+    """Return True when the message is a Trio voting prompt (text or JSON ballot)."""
+    asks_vote = "ACCEPTED:" in user_text or '"accepted"' in user_text
+    return asks_vote and _CANDIDATE_OPEN_RE.search(user_text) is not None
+
+
+def _format_type(body: dict) -> str | None:
+    """Return the type of the request's ``response_format`` (``"json_schema"``, ...), or None."""
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _format_refusal(behaviour: Behaviour, body: dict) -> tuple[int, dict] | None:
+    """Return the ``(status, error body)`` refusing the request's response_format, or None."""
+    kind = _format_type(body)
+    status = {"json_schema": behaviour.refuse_json_schema, "json_object": behaviour.refuse_json_object}.get(kind)
+    if status is None:
+        return None
+    if status >= 500:  # llama.cpp's server: a 500 whose message names what it cannot do
+        message = f"Unsupported response_format: {kind} is not supported (cannot build a grammar for it)"
+        return status, {"error": {"code": status, "message": message, "type": "server_error"}}
+    payload = _error_payload(status, f"Invalid parameter: response_format of type {kind!r} is not supported "
+                                     "with this model.", "unsupported_response_format")
+    payload["error"]["param"] = "response_format"
+    return status, payload
 
 
 def _candidates(user_text: str) -> list[tuple[int, str | None, float]]:
@@ -427,6 +469,18 @@ def _candidates(user_text: str) -> list[tuple[int, str | None, float]]:
 
 def _ballot_lines(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str, str]:
     """Return the ``(reasoning, "ACCEPTED: ...\\nPREFERRED: ...")`` of a voter."""
+    reasoning, numbers, choice = _vote(voter, behaviour, user_text)
+    return reasoning, f"ACCEPTED: {', '.join(numbers) or 'NONE'}\nPREFERRED: {choice or 'NONE'}"
+
+
+def _ballot_json(voter: str, behaviour: Behaviour, user_text: str) -> str:
+    """Return a voter's JSON ballot, written by hand: a 5000-digit number is more than json.dumps takes."""
+    _, numbers, choice = _vote(voter, behaviour, user_text)
+    return f'{{"accepted": [{", ".join(numbers)}], "preferred": {choice or "null"}}}'
+
+
+def _vote(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str, list[str], str | None]:
+    """Return a voter's ``(reasoning, accepted numbers, preferred number or None)``, as written."""
     candidates = _candidates(user_text)
     accepted = [c for c in candidates if c[2] >= 0.5]
     preferred = max(accepted, key=lambda c: (c[2], -c[0])) if accepted else None
@@ -437,11 +491,11 @@ def _ballot_lines(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str
             preferred = own[0]
             accepted = sorted(set(accepted) | {preferred})
             reasoning = "I compared the answers; mine is clearly the best."
-    numbers = ", ".join(str(c[0]) for c in accepted) or "NONE"
-    choice = str(preferred[0]) if preferred else "NONE"
+    numbers = [str(c[0]) for c in accepted]
+    choice = str(preferred[0]) if preferred else None
     if behaviour.huge_number_ballot:
-        numbers, choice = f"{numbers}, {HUGE_NUMBER}", HUGE_NUMBER
-    return reasoning, f"ACCEPTED: {numbers}\nPREFERRED: {choice}"
+        numbers, choice = [*numbers, HUGE_NUMBER], HUGE_NUMBER
+    return reasoning, numbers, choice
 
 
 # ---------------------------------------------------------------------------
@@ -622,9 +676,12 @@ class FakeBackend:
         if delay > 0:
             await asyncio.sleep(delay)
         status = self._failure_status(body["model"], behaviour)
+        refusal = _format_refusal(behaviour, body) if status is None else None
         if status is not None:
             await _send_json(send, status, _error_payload(
                 status, f"fake failure ({status}) for model {body['model']}", "fake_failure"))
+        elif refusal is not None:
+            await _send_json(send, *refusal)
         elif behaviour.malformed:
             await _send_bytes(send, 200, b'{"id": "chatcmpl-fake", "choices": [{"mess')
         elif behaviour.endless:
@@ -653,7 +710,11 @@ class FakeBackend:
         if behaviour.empty:
             return "", "stop"
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
-        if is_ballot and not behaviour.garbage_ballot:
+        constrained = not behaviour.ignore_format and _format_type(body) in ("json_object", "json_schema")
+        garbage = behaviour.garbage_ballot or (behaviour.constrained_only and not constrained)
+        if is_ballot and not garbage:
+            if constrained:
+                return _ballot_json(name, behaviour, user_text), "stop"
             reasoning, lines = _ballot_lines(name, behaviour, user_text)
             content = f"{reasoning}\n{lines}"
             if isinstance(limit, int) and limit < _count_words(content):
@@ -661,10 +722,8 @@ class FakeBackend:
             return content, "stop"
         content = (_GARBAGE_BALLOT if is_ballot
                    else _generation_answer(name, behaviour, user_text))
-        response_format = body.get("response_format")
-        if (not is_ballot and not behaviour.ignore_format and isinstance(response_format, dict)
-                and response_format.get("type") in ("json_object", "json_schema")):
-            content = json.dumps(_structured_answer(response_format, content))
+        if not is_ballot and constrained:
+            content = json.dumps(_structured_answer(body["response_format"], content))
         if isinstance(limit, int) and limit < _count_words(content):
             return _truncate_words(content, limit), "length"  # JSON too is cut, unfinished
         return content, "stop"

@@ -42,6 +42,14 @@ class BallotStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"
 
 
+class BallotFormat(models.TextChoices):
+    """How a ballot was asked (ensemble.ballot_formats)."""
+
+    JSON_SCHEMA = "json_schema", "json_schema"
+    JSON_OBJECT = "json_object", "json_object"
+    TEXT = "text", "text"
+
+
 class UsageFields(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
@@ -143,6 +151,8 @@ class Ballot(UsageFields):
     status = models.CharField(max_length=16, choices=BallotStatus.choices)
     error = models.TextField(blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
+    format = models.CharField(max_length=16, choices=BallotFormat.choices, default=BallotFormat.TEXT,
+                              help_text="How the ballot was asked: a JSON-constrained response_format or text.")
 
     class Meta:
         ordering = ["request", "voter_index"]

@@ -68,6 +68,7 @@ class BallotResult:
     latency_ms: int = 0
     usage: Usage = field(default_factory=Usage)
     marks: list[Mark] = field(default_factory=list)
+    format: str = "text"  # the ballot format it was (last) asked in: ensemble.ballot_formats
 
 
 @dataclass

@@ -213,7 +213,7 @@ CANDIDATES = RowInserter(Candidate, [
 ], returning_pk=True)
 BALLOTS = RowInserter(Ballot, [
     "request_id", "voter_index", "voter_model", "shown_order", "raw_text", "status", "error", "latency_ms",
-    "prompt_tokens", "completion_tokens", "total_tokens",
+    "prompt_tokens", "completion_tokens", "total_tokens", "format",
 ], returning_pk=True)
 MARKS = RowInserter(BallotMark, [
     "ballot_id", "request_id", "candidate_id", "voter_model", "author_model", "position", "accepted", "preferred",
@@ -254,7 +254,7 @@ def _ballot_row(outcome: CompletionOutcome, b: BallotResult) -> dict:
     return dict(
         request_id=outcome.id, voter_index=b.voter_index, voter_model=b.voter_model,
         shown_order=b.shown_order, raw_text=_storable(b.raw_text), status=b.status, error=_storable(b.error),
-        latency_ms=b.latency_ms, **_usage_columns(b.usage),
+        latency_ms=b.latency_ms, **_usage_columns(b.usage), format=b.format,
     )
 
 

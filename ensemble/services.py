@@ -26,7 +26,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from . import aggregation, structured, voting
+from . import aggregation, ballot_formats, structured, voting
 from .admission import admission_release
 from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
@@ -42,7 +42,7 @@ from .tools import tool_choice_unmet
 logger = logging.getLogger(__name__)
 
 # Parameters a caller may set that are passed to every member's generation call and the
-# synthesizer's (not to ballots, which must answer in text).
+# synthesizer's (not to ballots, which are asked in a ballot format: ensemble.ballot_formats).
 GENERATION_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
     "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice", "parallel_tool_calls",
@@ -366,28 +366,53 @@ _AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judg
               aggregation.SYNTHESIZE: _synthesize}
 
 
-async def _ballot(client, pending: BallotResult, outcome: CompletionOutcome, nonce: str,
+async def _ballot(client, ballot: BallotResult, outcome: CompletionOutcome, nonce: str,
                   deadline_at: float) -> BallotResult:
-    shown_texts = [outcome.candidates[i].text for i in pending.shown_order]
-    prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce, _quote_limits())
-    params = {"temperature": 0, "max_tokens": settings.TRIO_BALLOT_MAX_TOKENS}
+    """Return `ballot`, the voter's placeholder (`cancelled` until answered), with the voter's
+    reply, the marks it means (`ok`), or why there are none (`unparseable`, `timeout`, `error`)."""
     started = time.monotonic()
-    ballot = BallotResult(pending.voter_index, pending.voter_model, pending.shown_order, status="ok")
     try:
-        result = await _chat(client, pending.voter_model, prompt, params, outcome.ensemble.timeout, deadline_at)
+        result = await _ballot_reply(client, ballot, outcome, nonce, deadline_at)
     except BackendError as exc:
         ballot.status = exc.call_status
         ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)
         return ballot
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage
-    parsed = voting.parse_ballot(result.content, len(pending.shown_order))
-    if parsed is None:
-        ballot.status = "unparseable"
-        ballot.error = f"no ACCEPTED line naming NONE or one of the {len(pending.shown_order)} candidates shown"
-    else:
-        ballot.marks = voting.ballot_marks(pending.voter_index, parsed, pending.shown_order)
-        ballot.error = parsed.note  # numbers it named that were no candidate: ignored, the rest counts
+    try:
+        parsed = voting.read_ballot(result.content, len(ballot.shown_order))
+    except voting.UnreadableBallot as exc:
+        ballot.status, ballot.error = "unparseable", str(exc)
+        return ballot
+    ballot.marks = voting.ballot_marks(ballot.voter_index, parsed, ballot.shown_order)
+    ballot.status, ballot.error = "ok", parsed.note  # the numbers it named that were no candidate: ignored
     return ballot
+
+
+async def _ballot_reply(client, ballot: BallotResult, outcome: CompletionOutcome, nonce: str,
+                        deadline_at: float) -> ChatResult:
+    """Return the voter's reply to its ballot, asked in the format it answers (TRIO_BALLOT_FORMAT;
+    see ensemble.ballot_formats), and set `ballot.format` to the format asked. Under `auto`, a
+    format the backend refuses is asked again at once in the next one, within the same deadline."""
+    setting, model = settings.TRIO_BALLOT_FORMAT, ballot.voter_model
+    shown_texts = [outcome.candidates[i].text for i in ballot.shown_order]
+    formats = ballot_formats.formats_for(setting, model)
+    for ballot_format in formats:
+        ballot.format = ballot_format.name
+        prompt = voting.ballot_messages(outcome.messages, shown_texts, nonce, _quote_limits(),
+                                        instructions=ballot_format.instructions)
+        params = {"temperature": 0, "max_tokens": settings.TRIO_BALLOT_MAX_TOKENS, **ballot_format.params}
+        try:
+            result = await _chat(client, model, prompt, params, outcome.ensemble.timeout, deadline_at)
+        except BackendHTTPError as exc:
+            body = str(exc).removeprefix(f"{model}: ")  # the model's name is no part of what the server said
+            if ballot_format is formats[-1] or not ballot_formats.is_refusal(exc.status_code, body):
+                raise
+            logger.warning("%s refused a ballot in %s (%s); asking it in the next format", model,
+                           ballot_format.name, body)
+            continue
+        ballot_formats.remember(setting, model, ballot_format)
+        return result
+    raise AssertionError("unreachable: the last format's error is raised")
 
 
 def _failure(candidate: CandidateResult) -> str:

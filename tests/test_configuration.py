@@ -55,6 +55,7 @@ TEXT_DEFAULTS = {
     "TRIO_BACKEND_URL": ("TRIO_BACKEND_URL", "http://localhost:4000"),
     "TRIO_ENV": ("TRIO_ENV", "development"),
     "TRIO_SELF_VOTE": ("TRIO_SELF_VOTE", "include"),
+    "TRIO_BALLOT_FORMAT": ("TRIO_BALLOT_FORMAT", "auto"),
     "TRIO_LOG_LEVEL": ("LOGGING['root']['level']", "INFO"),
     "TRIO_MODELS": ("TRIO_MODELS", ["default", "llama3.2-3b", "mistral"]),
     "TRIO_STRAGGLER_GRACE": ("TRIO_STRAGGLER_GRACE", (0.0, 0.5)),

@@ -187,9 +187,53 @@ def test_json_is_answered_when_asked_for_unless_the_model_ignores_the_format(cli
     assert answer == {"city": {"name": text, "rank": 0, "big": True}, "facts": [text], "unit": "km", "size": 0.5}
     prose = content(chat(client, "good@ignore_format", response_format={"type": "json_object"}))
     assert prose.startswith("[good quality=0.90] This is a fake answer")
-    # A ballot stays two lines whatever the format asks for.
+    # A ballot is answered as a JSON ballot, whatever schema the format names.
     ballot = content(chat(client, "voter", ballot_prompt("[a quality=0.60] x"), response_format={"type": "json_object"}))
-    assert ballot.splitlines()[-2:] == ["ACCEPTED: 1", "PREFERRED: 1"]
+    assert json.loads(ballot) == {"accepted": [1], "preferred": 1}
+
+
+BALLOT_FORMAT = {"type": "json_schema", "json_schema": {"name": "ballot", "schema": {"type": "object"}}}
+
+
+def test_a_constrained_ballot_is_the_json_ballot_of_the_same_vote(client, app):
+    prompt = ballot_prompt("[a quality=0.60] fine", "[b quality=0.20] poor", "[c quality=0.95] great")
+    assert json.loads(content(chat(client, "voter", prompt, response_format=BALLOT_FORMAT))) == {
+        "accepted": [1, 3], "preferred": 3}
+    assert app.calls[-1].is_ballot
+    none = content(chat(client, "voter", ballot_prompt("[a quality=0.10] x"), response_format=BALLOT_FORMAT))
+    assert json.loads(none) == {"accepted": [], "preferred": None}
+    mine = content(chat(client, "b@self_favour", prompt, response_format={"type": "json_object"}))
+    assert json.loads(mine) == {"accepted": [1, 2, 3], "preferred": 2}
+    huge = content(chat(client, "h@huge_number_ballot", prompt, response_format=BALLOT_FORMAT))
+    assert huge == f'{{"accepted": [1, 3, {"9" * 5000}], "preferred": {"9" * 5000}}}'  # more than json.loads reads
+    lines = content(chat(client, "i@ignore_format", prompt, response_format=BALLOT_FORMAT))
+    assert lines.splitlines()[-2:] == ["ACCEPTED: 1, 3", "PREFERRED: 3"]
+
+
+def test_a_constrained_only_voter_votes_only_in_json_and_a_garbage_voter_never(client):
+    prompt = ballot_prompt("[good quality=0.90] ok", "[bad quality=0.20] meh")
+    prose = content(chat(client, "small@constrained_only", prompt))
+    assert "ACCEPTED" not in prose and "{" not in prose
+    for response_format in (BALLOT_FORMAT, {"type": "json_object", "schema": {"type": "object"}}):
+        voted = content(chat(client, "small@constrained_only", prompt, response_format=response_format))
+        assert json.loads(voted) == {"accepted": [1], "preferred": 1}
+        garbage = content(chat(client, "g@garbage_ballot", prompt, response_format=response_format))
+        assert "ACCEPTED" not in garbage and "{" not in garbage
+
+
+def test_a_server_without_structured_outputs_refuses_the_format_as_real_ones_do(client):
+    prompt = ballot_prompt("[good quality=0.90] ok")
+    refused = chat(client, "s@refuse_json_schema=400", prompt, response_format=BALLOT_FORMAT)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "response_format" and "json_schema" in refused.json()["error"]["message"]
+    llama = chat(client, "s@refuse_json_schema=500", prompt, response_format=BALLOT_FORMAT)
+    assert llama.status_code == 500
+    assert llama.json()["error"]["code"] == 500 and "json_schema is not supported" in llama.json()["error"]["message"]
+    # What it does support is answered as usual.
+    assert json.loads(content(chat(client, "s@refuse_json_schema=500", prompt, response_format={"type": "json_object"}))) == {
+        "accepted": [1], "preferred": 1}
+    assert chat(client, "s@refuse_json_schema=500", prompt).status_code == 200
+    assert chat(client, "s@refuse_json_object=400", prompt, response_format={"type": "json_object"}).status_code == 400
 
 
 WEATHER = {"type": "function", "function": {

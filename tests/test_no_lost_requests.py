@@ -55,8 +55,8 @@ def assert_openai_error(body: dict, code: str = "internal_error"):
 AFTER_FAN_OUT = {
     # The second member's answer breaks the generation round: the first one's stands.
     "generation": (services, "tool_choice_unmet", 1, "trio", "internal error in generation"),
-    "acceptance_voting": (voting, "parse_ballot", 0, "trio", "internal error in acceptance_voting"),
-    "judge": (voting, "parse_ballot", 0, ensemble("judge", judge_model="arbiter"), "internal error in judge"),
+    "acceptance_voting": (voting, "read_ballot", 0, "trio", "internal error in acceptance_voting"),
+    "judge": (voting, "read_ballot", 0, ensemble("judge", judge_model="arbiter"), "internal error in judge"),
     "synthesize": (aggregation, "synthesis_messages", 0, ensemble("synthesize", synthesize_model="writer"),
                    "internal error in synthesize"),
     "the decision": (voting, "tally", 0, "trio", "internal error in the decision"),
@@ -166,7 +166,7 @@ def test_the_openai_sdk_raises_the_error_event_of_a_broken_stream(trio, slow_mem
 
 
 def test_the_responses_api_answers_by_the_fallback_when_the_vote_breaks(trio, trio_settings, monkeypatch):
-    monkeypatch.setattr(voting, "parse_ballot", failing())
+    monkeypatch.setattr(voting, "read_ballot", failing())
     sdk = openai.OpenAI(base_url=f"{trio}/v1", api_key="x", max_retries=0, timeout=30)
 
     response = sdk.responses.create(model="trio", input="Name a prime number.")

@@ -40,7 +40,8 @@ def test_the_sdk_parses_the_voted_answer_into_its_model(client, backend):
         assert sent["json_schema"]["strict"] is True
         assert set(sent["json_schema"]["schema"]["properties"]) == {"name", "population_millions", "landmarks"}
     ballots = [call for call in backend.calls if call.is_ballot]
-    assert len(ballots) == 3 and not any("response_format" in call.body for call in ballots)
+    # Ballots are asked in their own format, never the client's.
+    assert len(ballots) == 3 and all(call.body["response_format"]["json_schema"]["name"] == "ballot" for call in ballots)
     assert CompletionRequest.objects.get().params["response_format"]["json_schema"]["name"] == "City"
 
 
