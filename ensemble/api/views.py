@@ -21,7 +21,7 @@ from ..outcomes import CompletionOutcome
 from ..structured import JSON_FORMATS
 from ..tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
-from .presenters import chat_completion_body, details_header
+from .presenters import chat_completion_body, consensus_header, details_header
 from .response_presenters import response_body, response_echo, stored_response_body
 from .responses import (RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, conversation_parts,
                         previous_conversation, stored_response)
@@ -69,9 +69,13 @@ async def _answered(work: Awaitable[CompletionOutcome]) -> CompletionOutcome:
 
 
 def answer_response(body: dict, outcome: CompletionOutcome) -> HttpResponse:
-    """Return the JSON answer with the X-Trio-Details header."""
+    """Return the JSON answer with the X-Trio-Details header, and X-Trio-Consensus when there is a score.
+
+    A stream has neither: its headers go out before the vote (its last chunk carries both under `trio`)."""
     response = json_response(body)
     response["X-Trio-Details"] = details_header(outcome)
+    if (consensus := consensus_header(outcome)) is not None:
+        response["X-Trio-Consensus"] = consensus
     return response
 
 
