@@ -75,7 +75,10 @@ number), replying e.g.::
     PREFERRED: 3
 
 or ``ACCEPTED: NONE`` / ``PREFERRED: NONE``.  A ``self_favour`` voter also
-accepts, and always prefers, a candidate tagged with its own model name.
+accepts, and always prefers, a candidate tagged with its own model name.  An
+``accept_only_self`` voter accepts and prefers the candidate tagged with its
+own name and no other (``NONE`` when none is), whatever the qualities: a
+panel of them never agrees.
 A ``garbage_ballot`` voter replies with prose that has no ballot lines.  A
 ``huge_number_ballot`` voter votes honestly but also names a 5000-digit
 number (more than ``int()`` reads), accepted and preferred::
@@ -185,6 +188,7 @@ class Behaviour:
     quality: float = 0.5  # 0..1, shown in the answer's quality tag
     size: int = 0  # pad generation answers to at least this many chars
     self_favour: bool = False  # as voter, prefer the candidate tagged with own name
+    accept_only_self: bool = False  # as voter, accept (and prefer) only the candidate tagged with own name
     ignore_format: bool = False  # answer prose even when response_format asks for JSON
     ignore_tools: bool = False  # answer text even when tools are offered
 
@@ -427,6 +431,9 @@ def _ballot_lines(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str
     accepted = [c for c in candidates if c[2] >= 0.5]
     preferred = max(accepted, key=lambda c: (c[2], -c[0])) if accepted else None
     reasoning = f"I compared the {len(candidates)} answers."
+    if behaviour.accept_only_self:
+        accepted = [c for c in candidates if c[1] == voter][:1]
+        preferred = accepted[0] if accepted else None
     if behaviour.self_favour:
         own = [c for c in candidates if c[1] == voter]
         if own:

@@ -8,6 +8,7 @@ import re
 from ..aggregation import PASSTHROUGH
 from ..backend import Usage
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
+from ..voting import Consensus
 
 # nginx's default proxy buffer is 4-8 KiB and many load balancers cap a header near there; the
 # full details always travel in the body under "trio".
@@ -120,7 +121,7 @@ def details(outcome: CompletionOutcome, n: int = 1) -> dict:
         "aggregation_method": outcome.ensemble.aggregation,
         "status": outcome.status,
         "winner_index": outcome.winner_index,
-        "consensus": outcome.consensus.as_dict() if outcome.consensus else None,
+        "consensus": consensus_body(outcome.consensus),
         "self_vote": outcome.ensemble.self_vote,
         "latency_ms": outcome.latency_ms,
         "generation_ms": outcome.generation_ms,
@@ -158,6 +159,11 @@ def _ballot(b: BallotResult) -> dict:
         "raw_text": b.raw_text, "error": b.error or None, "latency_ms": b.latency_ms,
         "usage": b.usage.as_dict(),
     }
+
+
+def consensus_body(consensus: Consensus | None) -> dict | None:
+    """Return `trio.consensus`: its four figures, or None for a method without ballots."""
+    return consensus.as_dict() if consensus else None
 
 
 def consensus_header(outcome: CompletionOutcome) -> str | None:

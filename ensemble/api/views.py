@@ -26,7 +26,7 @@ from .response_presenters import response_body, response_echo, stored_response_b
 from .responses import (RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, conversation_parts,
                         previous_conversation, stored_response)
 from .responses_schema import (RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK, STORED_RESPONSE_ERRORS,
-                               ResponseSerializer)
+                               StoredResponseSerializer)
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
 from .serializers import MAX_CONTENT_PARTS, ChatCompletionRequestSerializer, first_error
@@ -127,7 +127,7 @@ def _check_tool_outputs(messages: list[dict]) -> None:
 
 
 class ResponseView(APIView):
-    @extend_schema(operation_id="retrieveResponse", responses={200: ResponseSerializer, **STORED_RESPONSE_ERRORS})
+    @extend_schema(operation_id="retrieveResponse", responses={200: StoredResponseSerializer, **STORED_RESPONSE_ERRORS})
     async def get(self, request, response_id: str):
         # request.auth is set by ApiKeyAuthentication: another key's responses are not found
         return json_response(stored_response_body(await stored_response(response_id, api_key=request.auth)))
