@@ -37,8 +37,8 @@ class BallotInline(ReadOnlyMixin, admin.TabularInline):
 @admin.register(CompletionRequest)
 class CompletionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("created_at", "prompt_excerpt", "ensemble", "aggregation_method", "status", "winner_model",
-                    "voter_count", "latency_ms", "total_tokens")
-    list_filter = ("status", "ensemble", "aggregation_method", "winner_model", "created_at")
+                    "voter_count", "consensus_score", "latency_ms", "total_tokens")
+    list_filter = ("status", "ensemble", "aggregation_method", "winner_model", "consensus_low", "created_at")
     search_fields = ("prompt_excerpt",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in CompletionRequest._meta.fields]

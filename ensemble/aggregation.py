@@ -27,6 +27,8 @@ PASSTHROUGH = "passthrough"
 
 # What a client may ask for (in the request DSL or on a named ensemble); pass-through is implied.
 METHODS = (ACCEPTANCE_VOTING, JUDGE, SYNTHESIZE, RANDOM, CONCAT)
+# The methods whose winner ballots choose: only their answers have a consensus (voting.consensus).
+VOTING_METHODS = (ACCEPTANCE_VOTING, JUDGE)
 
 SYNTHESIS_SYSTEM_PROMPT = (
     "You write the final reply of a panel: several candidate replies to a conversation were written "

@@ -89,7 +89,10 @@ or ``ACCEPTED: NONE`` / ``PREFERRED: NONE``; asked with a ``response_format``
 of type ``json_schema`` or ``json_object`` (a constrained ballot), it answers
 the same vote as the JSON ballot alone, ``{"accepted": [1, 3], "preferred": 3}``
 (``null`` for no preference).  A ``self_favour`` voter also
-accepts, and always prefers, a candidate tagged with its own model name.
+accepts, and always prefers, a candidate tagged with its own model name.  An
+``accept_only_self`` voter accepts and prefers the candidate tagged with its
+own name and no other (none when none is), whatever the qualities: a
+panel of them never agrees.
 A ``garbage_ballot`` voter replies with prose that has no ballot in every
 format.  A ``constrained_only`` voter, like a small model, writes that prose
 when asked in text, but votes honestly in JSON when the ballot is
@@ -205,6 +208,7 @@ class Behaviour:
     quality: float = 0.5  # 0..1, shown in the answer's quality tag
     size: int = 0  # pad generation answers to at least this many chars
     self_favour: bool = False  # as voter, prefer the candidate tagged with own name
+    accept_only_self: bool = False  # as voter, accept (and prefer) only the candidate tagged with own name
     ignore_format: bool = False  # answer prose even when response_format asks for JSON
     ignore_tools: bool = False  # answer text even when tools are offered
     constrained_only: bool = False  # ballots: prose in text, an honest vote only when JSON is asked
@@ -485,6 +489,9 @@ def _vote(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str, list[s
     accepted = [c for c in candidates if c[2] >= 0.5]
     preferred = max(accepted, key=lambda c: (c[2], -c[0])) if accepted else None
     reasoning = f"I compared the {len(candidates)} answers."
+    if behaviour.accept_only_self:
+        accepted = [c for c in candidates if c[1] == voter][:1]
+        preferred = accepted[0] if accepted else None
     if behaviour.self_favour:
         own = [c for c in candidates if c[1] == voter]
         if own:

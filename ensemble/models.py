@@ -81,6 +81,12 @@ class CompletionRequest(UsageFields):
     api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
     aggregation_method = models.CharField(max_length=32, default="acceptance_voting", help_text="How the answers became one reply (ensemble.aggregation), or passthrough.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children", help_text="The request this nested ensemble answered a member of.")
+    # The consensus on the winner (ensemble.voting.consensus); null for a method without ballots
+    # (random, concat, synthesize, pass-through), a request without a winner, and rows stored before it.
+    consensus_score = models.FloatField(null=True, blank=True, help_text="Share of the other voters' parsed ballots that accepted the winner.")
+    consensus_preferred_share = models.FloatField(null=True, blank=True, help_text="Share of them that also preferred it.")
+    consensus_margin = models.IntegerField(null=True, blank=True, help_text="The winner's counted acceptances minus the runner-up's.")
+    consensus_low = models.BooleanField(null=True, blank=True, help_text="Score below TRIO_LOW_CONSENSUS when stored, or no other voter judged the winner.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -91,6 +97,9 @@ class CompletionRequest(UsageFields):
             # History pages: newest first with the id tie-break, so a deep page's OFFSET walks
             # this index alone (history.reads.request_history_page).
             models.Index(fields=["created_at", "id"], name="request_created_id"),
+            # "Low consensus only": the few low rows, newest first, and their count, without reading the rest.
+            models.Index(fields=["created_at", "id"], condition=models.Q(consensus_low=True),
+                         name="request_low_consensus_created"),
         ]
 
     def __str__(self):

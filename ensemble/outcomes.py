@@ -11,7 +11,7 @@ from . import aggregation
 from .backend import Usage
 from .tools import answer_text, tool_calls_of
 from .ensembles import Ensemble
-from .voting import Mark
+from .voting import Consensus, Mark
 
 
 @dataclass
@@ -92,6 +92,7 @@ class CompletionOutcome:
     parent_id: uuid.UUID | None = None  # set on a nested ensemble's outcome
     children: list[CompletionOutcome] = field(default_factory=list)  # nested ensembles' outcomes
     combined: str | None = None  # the reply of `concat`, which has no winner
+    consensus: Consensus | None = None  # set by the decision of a voting method (aggregation.VOTING_METHODS)
     internal_error: bool = False  # decided by the service's fallback after an unexpected error; not stored
 
     @property

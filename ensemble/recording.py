@@ -205,6 +205,7 @@ REQUESTS = RowInserter(CompletionRequest, [
     "id", "created_at", "ensemble", "members", "messages", "params", "prompt_excerpt", "status", "error",
     "winner_model", "winner_index", "voter_count", "latency_ms", "generation_ms", "voting_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "api_key_id", "aggregation_method", "parent_id",
+    "consensus_score", "consensus_preferred_share", "consensus_margin", "consensus_low",
 ])
 CANDIDATES = RowInserter(Candidate, [
     "request_id", "index", "model", "content", "tool_calls", "status", "error", "finish_reason", "latency_ms",
@@ -232,8 +233,14 @@ def _request_row(outcome: CompletionOutcome) -> dict:
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
         voting_ms=outcome.voting_ms, **_usage_columns(outcome.total_usage),
         api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
-        parent_id=outcome.parent_id,
+        parent_id=outcome.parent_id, **_consensus_columns(outcome.consensus),
     )
+
+
+def _consensus_columns(consensus: voting.Consensus | None) -> dict:
+    """Return the request row's consensus columns (`consensus_<field>`): all null without a consensus."""
+    fields = consensus.as_dict() if consensus else dict.fromkeys(("score", "preferred_share", "margin", "low"))
+    return {f"consensus_{name}": value for name, value in fields.items()}
 
 
 def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:

@@ -443,3 +443,5 @@ def _decide(outcome: CompletionOutcome) -> None:
         candidate = outcome.candidates[index]
         candidate.accepted, candidate.preferred, candidate.rank = totals[index].accepted, totals[index].preferred, rank
     outcome.winner_index = ranking[0]
+    if outcome.ensemble.aggregation in aggregation.VOTING_METHODS:
+        outcome.consensus = voting.consensus(totals, marks, ranking[0], low_below=settings.TRIO_LOW_CONSENSUS)

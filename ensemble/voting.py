@@ -11,7 +11,8 @@ A voting round, for candidates indexed 0..n-1 (their position in the ensemble):
    (`BALLOT_SCHEMA`) if it holds one, else as `ACCEPTED:` / `PREFERRED:` lines (`parse_ballot`);
    `ballot_marks` maps them back to candidate indexes;
 4. `tally` counts acceptances and preferences (a preference only counts when the same voter also
-   accepted that candidate), `rank` orders the candidates.
+   accepted that candidate), `rank` orders the candidates;
+5. `consensus` says how far the other voters agreed with the winner, from the same marks and tally.
 
 Ranking and tie-break: most acceptances, then most preferences, then the candidate whose model
 comes first in the ensemble's configured order. The last rule is arbitrary but deterministic and
@@ -453,3 +454,42 @@ def tally(candidates: Iterable[int], marks: Iterable[Mark], *, self_vote: bool =
 def rank(totals: dict[int, Tally]) -> list[int]:
     """Return candidate indexes best first: acceptances, then preferences, then ensemble order."""
     return sorted(totals, key=lambda c: (-totals[c].accepted, -totals[c].preferred, c))
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """How far the panel agreed with the winner (see `consensus`)."""
+
+    score: float | None  # share of the other voters' parsed ballots that accepted the winner
+    preferred_share: float | None  # share of them that also preferred it
+    margin: int  # the winner's counted acceptances minus the runner-up's
+    low: bool  # score below the threshold, or no other voter judged the winner
+
+    def as_dict(self) -> dict:
+        return {"score": self.score, "preferred_share": self.preferred_share, "margin": self.margin,
+                "low": self.low}
+
+
+def consensus(totals: dict[int, Tally], marks: Iterable[Mark], winner: int, *, low_below: float) -> Consensus:
+    """Return the consensus on `winner`, from the marks of the parsed ballots and their `tally`.
+
+    `score` and `preferred_share` count every parsed ballot that was shown the winner except the
+    winner's own (voter index = the winner's index): a model accepting its own answer says nothing
+    about agreement. So the self-vote policy does not move them; `margin` is the tally's, and does
+    (with a single candidate it is the winner's counted acceptances). A preference counts only
+    where the voter also accepted the winner, as in the tally.
+
+    With no other parsed ballot (every other ballot unparseable or failed, or no vote was held:
+    only one member answered) there is no agreement to measure: `score` and `preferred_share` are
+    None and `low` is True, so the answer is flagged, not vouched for. A judge's ballot is the
+    only ballot and never the winner's own: score 1 when the judge accepted the answer it chose,
+    0 when it accepted none (the answer then won by ensemble order).
+    """
+    others = [m for m in marks if m.candidate == winner and m.voter != winner]
+    runner_up = max((t.accepted for c, t in totals.items() if c != winner), default=0)
+    margin = totals[winner].accepted - runner_up
+    if not others:
+        return Consensus(score=None, preferred_share=None, margin=margin, low=True)
+    score = sum(m.accepted for m in others) / len(others)
+    preferred_share = sum(m.accepted and m.preferred for m in others) / len(others)
+    return Consensus(score=score, preferred_share=preferred_share, margin=margin, low=score < low_below)

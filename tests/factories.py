@@ -4,8 +4,8 @@
 
 `ballots` maps a voter's ensemble index to what it said: `(accepted indexes, preferred index or
 None)`, or a ballot status ("unparseable", "timeout", "error", ...). Tallies, ranks, the winner,
-the request status and `counted` follow the same rules as the service (ensemble.voting), so the
-rows are the ones a real request would leave. `save_votes` writes many in four bulk INSERTs.
+the consensus, the request status and `counted` follow the same rules as the service
+(ensemble.voting), so the rows are the ones a real acceptance-voting request would leave. `save_votes` writes many in four bulk INSERTs.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from ensemble import voting
@@ -104,6 +105,9 @@ def _decide(rows: VoteRows, eligible, marks, self_vote, status) -> None:
         request.status = status
         return
     request.winner_index = ranking[0]
+    consensus = voting.consensus(totals, marks, ranking[0], low_below=settings.TRIO_LOW_CONSENSUS)
+    for name, value in consensus.as_dict().items():
+        setattr(request, f"consensus_{name}", value)
     request.winner_model = rows.candidates[ranking[0]].model
     rows.candidates[ranking[0]].is_winner = True
     request.status = status or ("ok" if len(eligible) == len(rows.candidates) else "partial")

@@ -89,6 +89,14 @@ def test_the_server_does_not_start_with_such_a_value():
     assert "ImproperlyConfigured: TRIO_TIMEOUT='nan' must be a finite number." in result.stderr
 
 
+@pytest.mark.parametrize("raw, why", [("1.5", "must be at most 1.0"), ("-0.1", "must be at least 0.0"),
+                                      ("half", "is not a valid float")])
+def test_a_low_consensus_threshold_outside_0_to_1_stops_the_start(raw, why):
+    result = manage_check(TRIO_LOW_CONSENSUS=raw)
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: TRIO_LOW_CONSENSUS={raw!r} {why}." in result.stderr
+
+
 def test_an_allowed_hosts_list_without_a_host_is_refused():
     result = manage_check(DJANGO_ALLOWED_HOSTS=" , ")
     assert result.returncode != 0 and "DJANGO_ALLOWED_HOSTS names no host" in result.stderr

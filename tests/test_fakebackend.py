@@ -158,6 +158,14 @@ def test_self_favour_and_garbage_voters(client):
     assert "ACCEPTED" not in garbage and "PREFERRED" not in garbage
 
 
+def test_an_accept_only_self_voter_accepts_its_own_candidate_and_no_other(client):
+    prompt = ballot_prompt("[good quality=0.90] ok", "[poor quality=0.20] meh")
+    assert content(chat(client, "poor@accept_only_self", prompt)).splitlines()[-2:] == [
+        "ACCEPTED: 2", "PREFERRED: 2"]
+    assert content(chat(client, "absent@accept_only_self", prompt)).splitlines()[-2:] == [
+        "ACCEPTED: NONE", "PREFERRED: NONE"]
+
+
 def test_a_huge_number_voter_also_names_a_5000_digit_number_in_both_lines(client):
     prompt = ballot_prompt("[good quality=0.90] ok", "[bad quality=0.20] meh")
     huge = "9" * 5000

@@ -164,3 +164,56 @@ def test_full_ties_go_to_the_model_listed_first_in_the_ensemble():
 def test_marks_on_failed_candidates_are_ignored():
     totals = voting.tally([0, 2], _marks(0, {0, 1, 2}, 1))
     assert totals == {0: Tally(1, 0), 2: Tally(1, 0)}
+
+
+# --- consensus -----------------------------------------------------------------------------------
+
+def _consensus(marks, candidates=(0, 1, 2), *, self_vote=True, low_below=0.5):
+    totals = voting.tally(candidates, marks, self_vote=self_vote)
+    return voting.consensus(totals, marks, voting.rank(totals)[0], low_below=low_below)
+
+
+def test_a_unanimous_panel_has_consensus_1():
+    marks = _marks(0, {0}, 0) + _marks(1, {0}, 0) + _marks(2, {0, 1}, 0)
+    assert _consensus(marks) == voting.Consensus(score=1.0, preferred_share=1.0, margin=2, low=False)
+
+
+def test_the_winners_own_ballot_is_left_out_of_the_score():
+    # Each accepts only itself: candidate 0 wins the tie on ensemble order, and no one else accepted it.
+    marks = _marks(0, {0}, 0) + _marks(1, {1}, 1) + _marks(2, {2}, 2)
+    assert _consensus(marks) == voting.Consensus(score=0.0, preferred_share=0.0, margin=0, low=True)
+
+
+def test_a_preference_counts_only_where_the_voter_also_accepted():
+    marks = _marks(0, {0}, 0) + _marks(1, {0, 1}, 1) + [Mark(2, 0, False, True), Mark(2, 1, False, False)]
+    consensus = _consensus(marks, candidates=(0, 1))
+    assert (consensus.score, consensus.preferred_share) == (0.5, 0.0)
+
+
+def test_the_margin_is_the_tallys_and_follows_the_self_vote_policy():
+    marks = _marks(0, {0}, 0) + _marks(1, {0, 1}, 1) + _marks(2, {0}, 0)
+    assert _consensus(marks, self_vote=True).margin == 3 - 1
+    assert _consensus(marks, self_vote=False).margin == 2 - 0
+    assert _consensus(marks, self_vote=False).score == 1.0  # the winner's own ballot never counted
+
+
+def test_a_single_candidates_margin_is_its_counted_acceptances():
+    marks = _marks(1, {0}, 0, candidates=(0,)) + _marks(2, {0}, 0, candidates=(0,))
+    assert _consensus(marks, candidates=(0,)).margin == 2
+
+
+def test_without_another_parsed_ballot_there_is_no_score_and_the_answer_is_low():
+    assert _consensus(_marks(0, {0}, 0)) == voting.Consensus(score=None, preferred_share=None, margin=1, low=True)
+    assert _consensus([]) == voting.Consensus(score=None, preferred_share=None, margin=0, low=True)
+
+
+def test_a_judge_is_the_only_voter_and_never_the_winners_own():
+    judge = 3
+    assert _consensus(_marks(judge, {0, 1}, 1)) == voting.Consensus(1.0, 1.0, 0, False)
+    assert _consensus(_marks(judge, set())) == voting.Consensus(0.0, 0.0, 0, True)
+
+
+@pytest.mark.parametrize("low_below, low", [(0.5, False), (0.51, True), (0.0, False)])
+def test_low_is_a_score_below_the_threshold(low_below, low):
+    marks = _marks(0, {0}, 0) + _marks(1, {0}, 0) + _marks(2, {2}, 2)
+    assert _consensus(marks, low_below=low_below).low is low

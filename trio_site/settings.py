@@ -46,8 +46,10 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no).")
 
 
-def env_number(name: str, default: float, *, cast=float, minimum: float | None = None):
-    """Return the variable parsed by `cast` (int or float), checked against `minimum`; empty means unset."""
+def env_number(name: str, default: float, *, cast=float, minimum: float | None = None,
+               maximum: float | None = None):
+    """Return the variable parsed by `cast` (int or float), checked against `minimum` and `maximum`;
+    empty means unset."""
     raw = env_str(name)
     if not raw:
         return default
@@ -59,6 +61,8 @@ def env_number(name: str, default: float, *, cast=float, minimum: float | None =
         raise ImproperlyConfigured(f"{name}={raw!r} must be a finite number.")
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at most {maximum}.")
     return value
 
 
@@ -450,6 +454,8 @@ TRIO_BACKEND_URL = env_http_url("TRIO_BACKEND_URL", "http://localhost:4000")
 TRIO_BACKEND_API_KEY = env_header_value("TRIO_BACKEND_API_KEY")
 TRIO_TIMEOUT = env_number("TRIO_TIMEOUT", 60.0, minimum=0.001)
 TRIO_SELF_VOTE = env_choice("TRIO_SELF_VOTE", "include", {"include", "exclude"})
+# An answer whose consensus score (the share of the other voters accepting it) is below this is `low`.
+TRIO_LOW_CONSENSUS = env_number("TRIO_LOW_CONSENSUS", 0.5, minimum=0.0, maximum=1.0)
 # Overall budget of one request (generation + voting), on top of TRIO_TIMEOUT per call.
 TRIO_DEADLINE = env_number("TRIO_DEADLINE", 2 * TRIO_TIMEOUT, minimum=0.001)
 # Stragglers: once TRIO_QUORUM members have answered (0 = all but one), wait TRIO_STRAGGLER_GRACE

@@ -1,4 +1,5 @@
-"""Shape a `CompletionOutcome` as OpenAI chat.completion bodies and chunks, and the X-Trio-Details header."""
+"""Shape a `CompletionOutcome` as OpenAI chat.completion bodies and chunks, and the X-Trio-Details and
+X-Trio-Consensus headers."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import re
 from ..aggregation import PASSTHROUGH
 from ..backend import Usage
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
+from ..voting import Consensus
 
 # nginx's default proxy buffer is 4-8 KiB and many load balancers cap a header near there; the
 # full details always travel in the body under "trio".
@@ -112,13 +114,14 @@ def _usage(replies: list[Reply]) -> Usage:
 
 
 def details(outcome: CompletionOutcome, n: int = 1) -> dict:
-    """Return everything about the vote: candidates, ballots, timings and total usage."""
+    """Return everything about the vote: candidates, ballots, consensus, timings and total usage."""
     body = {
         "request_id": outcome.public_id,
         "ensemble": outcome.ensemble.name,
         "aggregation_method": outcome.ensemble.aggregation,
         "status": outcome.status,
         "winner_index": outcome.winner_index,
+        "consensus": consensus_body(outcome.consensus),
         "self_vote": outcome.ensemble.self_vote,
         "latency_ms": outcome.latency_ms,
         "generation_ms": outcome.generation_ms,
@@ -156,6 +159,18 @@ def _ballot(b: BallotResult) -> dict:
         "raw_text": b.raw_text, "error": b.error or None, "latency_ms": b.latency_ms,
         "usage": b.usage.as_dict(),
     }
+
+
+def consensus_body(consensus: Consensus | None) -> dict | None:
+    """Return `trio.consensus`: its four figures, or None for a method without ballots."""
+    return consensus.as_dict() if consensus else None
+
+
+def consensus_header(outcome: CompletionOutcome) -> str | None:
+    """Return the X-Trio-Consensus value, the consensus score with 2 decimals; None without a score
+    (a method without ballots, or no other voter's parsed ballot)."""
+    score = outcome.consensus.score if outcome.consensus else None
+    return None if score is None else f"{score:.2f}"
 
 
 def details_header(outcome: CompletionOutcome, limit: int = DETAILS_HEADER_MAX_BYTES) -> str:

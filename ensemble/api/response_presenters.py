@@ -13,7 +13,7 @@ from ..aggregation import PASSTHROUGH
 from ..outcomes import CompletionOutcome, Reply
 from ..history.stored import StoredResponse
 from .errors import OpenAIError
-from .presenters import details, text_pieces
+from .presenters import consensus_body, details, text_pieces
 from .responses import responses_settings
 
 # A backend's finish_reason that cut the answer short, as the Responses API names the cause.
@@ -51,13 +51,17 @@ def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
 
 def stored_response_body(stored: StoredResponse) -> dict:
     """Return the `response` object of a stored request, as far as its row tells: its settings are read
-    back from the parameters it forwarded, and the voting details are left to the vote pages."""
+    back from the parameters it forwarded; of the voting details only the consensus, the rest is left to
+    the vote pages."""
     request = stored.request
     body = _envelope(request.id, request.created_at, request.ensemble, response_echo(responses_settings(request.params)))
     if stored.answer is not None:
         reply = Reply(stored.answer["content"] or "", stored.finish_reason, stored.usage,
                       stored.answer.get("tool_calls", []))
-        return _completed_at({**body, **_answered(request.id, reply)}, request.latency_ms)
+        body = _completed_at({**body, **_answered(request.id, reply)}, request.latency_ms)
+        if request.aggregation_method != PASSTHROUGH:
+            body["trio"] = {"consensus": consensus_body(stored.consensus)}
+        return body
     status = "cancelled" if request.status == "cancelled" else "failed"
     return {**body, "status": status, "error": _response_error("backend_error", request.error)}
 

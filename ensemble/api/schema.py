@@ -80,12 +80,24 @@ class BallotDetailSerializer(serializers.Serializer):
     usage = UsageSerializer()
 
 
+class ConsensusSerializer(serializers.Serializer):
+    score = serializers.FloatField(allow_null=True, help_text=(
+        "Share of the other voters' parsed ballots that accepted the winner (the winner's own ballot left out); "
+        "null when no other voter's ballot parsed, or no vote was held."))
+    preferred_share = serializers.FloatField(allow_null=True, help_text="Share of them that also preferred it.")
+    margin = serializers.IntegerField(help_text="The winner's counted acceptances minus the runner-up's.")
+    low = serializers.BooleanField(help_text="score below TRIO_LOW_CONSENSUS, or null.")
+
+
 class TrioDetailsSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     ensemble = serializers.CharField()
     aggregation_method = serializers.CharField(help_text="acceptance_voting, judge, synthesize, random or concat.")
     status = serializers.CharField(help_text="ok, or partial when some members failed.")
     winner_index = serializers.IntegerField(allow_null=True)
+    consensus = ConsensusSerializer(allow_null=True, help_text=(
+        "How far the panel agreed with the winner (also the X-Trio-Consensus header); null for a method "
+        "without ballots: synthesize, random, concat."))
     self_vote = serializers.BooleanField()
     latency_ms = serializers.IntegerField()
     generation_ms = serializers.IntegerField()

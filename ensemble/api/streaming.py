@@ -7,6 +7,8 @@ The answer only exists once the ensemble has decided, so a stream is:
                                      so that proxies and clients do not drop a silent connection
     data: {chunk}                    per choice: the role, then the text in pieces; then the finish
                                      chunks, the last one with the voting details under `trio`
+                                     (`trio.consensus` too: the headers, sent first, carry neither
+                                     X-Trio-Details nor X-Trio-Consensus)
     data: {chunk with usage}         when `stream_options.include_usage` asks for it
     data: [DONE]
 

@@ -21,12 +21,12 @@ from ..outcomes import CompletionOutcome
 from ..structured import JSON_FORMATS
 from ..tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
-from .presenters import chat_completion_body, details_header
+from .presenters import chat_completion_body, consensus_header, details_header
 from .response_presenters import response_body, response_echo, stored_response_body
 from .responses import (RESPONSE_REQUEST, ResponseRequestSerializer, chat_request, conversation_parts,
                         previous_conversation, stored_response)
 from .responses_schema import (RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK, STORED_RESPONSE_ERRORS,
-                               ResponseSerializer)
+                               StoredResponseSerializer)
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
 from .serializers import MAX_CONTENT_PARTS, ChatCompletionRequestSerializer, first_error
@@ -69,9 +69,13 @@ async def _answered(work: Awaitable[CompletionOutcome]) -> CompletionOutcome:
 
 
 def answer_response(body: dict, outcome: CompletionOutcome) -> HttpResponse:
-    """Return the JSON answer with the X-Trio-Details header."""
+    """Return the JSON answer with the X-Trio-Details header, and X-Trio-Consensus when there is a score.
+
+    A stream has neither: its headers go out before the vote (its last chunk carries both under `trio`)."""
     response = json_response(body)
     response["X-Trio-Details"] = details_header(outcome)
+    if (consensus := consensus_header(outcome)) is not None:
+        response["X-Trio-Consensus"] = consensus
     return response
 
 
@@ -123,7 +127,7 @@ def _check_tool_outputs(messages: list[dict]) -> None:
 
 
 class ResponseView(APIView):
-    @extend_schema(operation_id="retrieveResponse", responses={200: ResponseSerializer, **STORED_RESPONSE_ERRORS})
+    @extend_schema(operation_id="retrieveResponse", responses={200: StoredResponseSerializer, **STORED_RESPONSE_ERRORS})
     async def get(self, request, response_id: str):
         # request.auth is set by ApiKeyAuthentication: another key's responses are not found
         return json_response(stored_response_body(await stored_response(response_id, api_key=request.auth)))

@@ -16,14 +16,18 @@ from ..tools import answer_text
 
 # Columns fetched for history rows: never the conversation or answers (large JSON/text).
 HISTORY_FIELDS = ("id", "created_at", "ensemble", "prompt_excerpt", "status", "winner_model",
-                  "winner_index", "voter_count", "latency_ms", "total_tokens")
+                  "winner_index", "voter_count", "latency_ms", "total_tokens", "consensus_score", "consensus_low")
 
 
 def request_history(
     *, model: str = "", status: str = "", date_from: date | None = None, date_to: date | None = None,
-    search: str = "",
+    search: str = "", low_consensus: bool = False,
 ) -> QuerySet[CompletionRequest]:
-    """Return requests newest first, filtered, each with `winner_accepted` (the winner's acceptances)."""
+    """Return requests newest first, filtered, each with `winner_accepted` (the winner's acceptances).
+
+    `low_consensus` keeps the answers whose consensus was low (`voting.consensus`), through the
+    partial index of those rows alone.
+    """
     requests = _with_winner_accepted(CompletionRequest.objects.only(*HISTORY_FIELDS))
     if model:
         # "The model had a candidate": EXISTS, one probe per request of the (model, request)
@@ -31,6 +35,8 @@ def request_history(
         requests = requests.filter(Exists(Candidate.objects.filter(request=OuterRef("pk"), model=model)))
     if status:
         requests = requests.filter(status=status)
+    if low_consensus:
+        requests = requests.filter(consensus_low=True)
     if date_from:
         requests = requests.filter(created_at__gte=_day_start(date_from))
     if date_to and date_to < date.max:  # the last representable day has no next day: no bound

@@ -9,6 +9,7 @@ from ..backend import Usage
 from ..db import releases_connection
 from ..models import ANSWERED, CallStatus, Candidate, CompletionRequest
 from ..tools import answer_text
+from ..voting import Consensus
 from .reads import parse_request_id
 
 
@@ -20,6 +21,15 @@ class StoredResponse:
     answer: dict | None = None  # the assistant message (text, tool calls); None when it has none
     finish_reason: str = ""
     usage: Usage = field(default_factory=Usage)
+
+    @property
+    def consensus(self) -> Consensus | None:
+        """Return the consensus stored with the request, or None (no ballots, or stored before consensus was)."""
+        request = self.request
+        if request.consensus_low is None:
+            return None
+        return Consensus(request.consensus_score, request.consensus_preferred_share, request.consensus_margin,
+                         request.consensus_low)
 
 
 @releases_connection
