@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -29,6 +28,7 @@ from django.db import connection, transaction
 from . import voting
 from .backend import MAX_TOKEN_COUNT, Usage
 from .inserts import RowInserter
+from .loops import PerLoop
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 
@@ -40,7 +40,7 @@ RECORD_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 
 async def completion_record_async(outcome: CompletionOutcome) -> None:
     """Store the outcome, batched with any others finishing now; database trouble never raises here."""
-    await _batcher_for_running_loop().submit(outcome)
+    await _batchers.get().submit(outcome)
 
 
 class _Batcher:
@@ -77,12 +77,8 @@ class _Batcher:
                 done.set_result(None)
 
 
-_batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher]" = weakref.WeakKeyDictionary()
+_batchers: PerLoop[_Batcher] = PerLoop(_Batcher)
 _background: set[asyncio.Task] = set()  # strong references, or the loop may drop pending tasks
-
-
-def _batcher_for_running_loop() -> _Batcher:
-    return _batchers.setdefault(asyncio.get_running_loop(), _Batcher())
 
 
 def _keep(task: asyncio.Task) -> asyncio.Task:
@@ -128,7 +124,7 @@ async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
 async def writer_drain() -> None:
     """At shutdown: store the outcomes still waiting for a retry, in one last attempt; log any lost."""
     loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
+    batcher = _batchers.peek()
     if batcher is None:
         return
     if batcher.flushing is not None:
