@@ -27,6 +27,7 @@ from django.db import connection, transaction
 
 from . import voting
 from .backend import MAX_TOKEN_COUNT, Usage
+from .formats.text import last_user_text
 from .inserts import RowInserter
 from .loops import PerLoop
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
@@ -222,7 +223,7 @@ def _request_row(outcome: CompletionOutcome) -> dict:
     return dict(
         id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
         members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
-        prompt_excerpt=_last_user_text(outcome.messages)[:300], status=outcome.status,
+        prompt_excerpt=last_user_text(outcome.messages)[:300], status=outcome.status,
         error=_storable(outcome.error), winner_model=winner.model if winner else "",
         winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
@@ -285,10 +286,3 @@ def _storable_tool_call(call: dict) -> dict:
     function = call["function"]
     return {"id": _storable(call["id"]), "type": "function",
             "function": {"name": _storable(function["name"]), "arguments": _storable(function["arguments"])}}
-
-
-def _last_user_text(messages: list[dict]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return voting.message_text(message.get("content"))
-    return ""
