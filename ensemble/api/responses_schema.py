@@ -8,7 +8,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
-from .schema import CHAT_ERRORS, COMMON_ERRORS, TrioDetailsSerializer, _error
+from .schema import CHAT_ERRORS, COMMON_ERRORS, TrioDetailsSerializer, error_response
 
 
 class OutputTextSerializer(serializers.Serializer):
@@ -95,14 +95,14 @@ RESPONSE_OK = {
 }
 RESPONSE_ERRORS = {
     **CHAT_ERRORS,
-    400: _error("Invalid JSON or an invalid field, or an unsupported one (images, files, reasoning items, built-in "
+    400: error_response("Invalid JSON or an invalid field, or an unsupported one (images, files, reasoning items, built-in "
                 "tools, background mode); `param` names it. Also a previous_response_id whose request has no answer."),
-    404: _error("No ensemble by that name (code model_not_found), or no stored response by previous_response_id for "
+    404: error_response("No ensemble by that name (code model_not_found), or no stored response by previous_response_id for "
                 "this API key (code previous_response_not_found)."),
 }
 STORED_RESPONSE_ERRORS = {
     **COMMON_ERRORS,
-    404: _error("No stored response by that id for this API key (code response_not_found)."),
+    404: error_response("No stored response by that id for this API key (code response_not_found)."),
 }
 RESPONSE_EXAMPLES = [OpenApiExample(
     "Ask the trio", request_only=True,
