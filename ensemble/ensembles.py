@@ -96,7 +96,7 @@ def ensemble_passthrough(model: str) -> Ensemble:
 
 
 def ensemble_from_spec(spec: dict) -> Ensemble:
-    """Return the ensemble a validated DSL object describes (see api.serializers.ModelField)."""
+    """Return the ensemble a validated DSL object describes (see api.dsl.ModelField)."""
     members = spec["ensemble"]
     inner = tuple(ensemble_from_spec(m["model"]) if isinstance(m["model"], dict) else None for m in members)
     labels = tuple(sub.name if sub else m["model"] for m, sub in zip(members, inner))

@@ -29,7 +29,8 @@ from .responses_schema import (RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK, 
                                ResponseSerializer)
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
-from .serializers import MAX_CONTENT_PARTS, ChatCompletionRequestSerializer, first_error
+from .chat import ChatCompletionRequestSerializer
+from .fields import MAX_CONTENT_PARTS, first_error
 from .streaming import chat_completion_stream, response_stream
 
 # Server start, reported as the `created` time of the models we serve.
