@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..ensembles import MAX_MEMBERS
+from ..catalog.spec import MAX_MEMBERS
 from ..structured import JSON_FORMATS
 from ..tools import tool_calls_of, unanswered_tool_message
 from .dsl import ModelField

@@ -1,8 +1,8 @@
 """The `model` field: a model or ensemble name, or an ensemble object (the upstream Trio DSL).
 
 An ensemble object is normalized here (every key set, members in order) so that
-`ensembles.ensemble_from_spec` builds an `Ensemble` from it without checking anything again. Members
-may be ensembles themselves, within the limits `ensembles` sets: members per ensemble, depth, and in all.
+`catalog.spec.ensemble_from_spec` builds an `Ensemble` from it without checking anything again. Members
+may be ensembles themselves, within the limits the catalog sets: members per ensemble, depth, and in all.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
-from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
+from ..catalog.spec import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
 from .fields import JSONValueField, under
 
 MODEL_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
