@@ -11,9 +11,11 @@ class EnsembleConfig(AppConfig):
         # Every signal of the app is connected here, once the models are loaded, rather than as a
         # side effect of whichever module happens to be imported first.
         from .catalog.registry import ensembles_changed
-        from .models import EnsembleDefinition, EnsembleMember
+        from .keys import api_keys_changed
+        from .models import ApiKey, EnsembleDefinition, EnsembleMember
 
-        for sender, uid in ((EnsembleDefinition, "trio-ensembles-changed"),
-                            (EnsembleMember, "trio-ensemble-members-changed")):
-            post_save.connect(ensembles_changed, sender=sender, dispatch_uid=uid)
-            post_delete.connect(ensembles_changed, sender=sender, dispatch_uid=uid)
+        for handler, sender, uid in ((ensembles_changed, EnsembleDefinition, "trio-ensembles-changed"),
+                                     (ensembles_changed, EnsembleMember, "trio-ensemble-members-changed"),
+                                     (api_keys_changed, ApiKey, "trio-api-keys-changed")):
+            post_save.connect(handler, sender=sender, dispatch_uid=uid)
+            post_delete.connect(handler, sender=sender, dispatch_uid=uid)
