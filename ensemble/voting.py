@@ -23,7 +23,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .formats.text import message_text
 from .tools import answer_text
 
 BALLOT_SYSTEM_PROMPT = (
@@ -68,6 +67,15 @@ def render_conversation(messages: Sequence[dict]) -> str:
 def turn_text(message: dict) -> str:
     """Return the text of a conversation message, an assistant turn's tool calls as voters read them."""
     return answer_text(message_text(message.get("content")), message.get("tool_calls"))
+
+
+def message_text(content) -> str:
+    """Return the text of an OpenAI message content: a string or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
 def fenced_candidates(shown: Sequence[str], nonce: str) -> str:
