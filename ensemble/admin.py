@@ -1,8 +1,8 @@
 """Admin: vote history read-only (it is immutable), API keys revocable, named ensembles editable."""
 from django.contrib import admin, messages
 
+from .catalog.spec import MAX_MEMBERS
 from .keys import api_keys_revoke
-from .ensembles import MAX_MEMBERS  # importing ensembles also connects the signals that refresh its cache
 from .models import (
     ApiKey, Ballot, BallotMark, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember,
 )

@@ -19,10 +19,10 @@ import asyncio
 import contextvars
 import functools
 import time
-import weakref
 
 from django.conf import settings
 
+from .loops import PerLoop
 from .metrics import ADMISSION_WAIT
 
 
@@ -41,8 +41,7 @@ class _Slot:
 # The slot of the request being served. Tasks the view starts (a round's backend calls, a stream)
 # copy the context, so they see the same slot and any of them can give it back.
 _current_slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("admission_slot", default=None)
-_gates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
-    weakref.WeakKeyDictionary())
+_gates: PerLoop[tuple[int, asyncio.Semaphore]] = PerLoop()  # each loop's gate, with the size it was made for
 
 
 def admitted(view):
@@ -79,8 +78,7 @@ def _gate_for_running_loop() -> asyncio.Semaphore | None:
     size = settings.TRIO_ADMISSION_SLOTS
     if not size:
         return None
-    loop = asyncio.get_running_loop()
-    sized = _gates.get(loop)
+    sized = _gates.peek()
     if sized is None or sized[0] != size:  # a changed setting (tests) takes effect for new requests
-        sized = _gates[loop] = (size, asyncio.Semaphore(size))
+        sized = _gates.replace((size, asyncio.Semaphore(size)))
     return sized[1]

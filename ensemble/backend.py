@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
 
+from .loops import PerLoop
 from .tools import tool_calls_of
 
 logger = logging.getLogger(__name__)
@@ -298,9 +298,7 @@ def _snippet(response: _Reply, limit: int = 200) -> str:
 
 # Per event loop, one client per backend configuration. Settings do not change in production, so
 # that is one client; tests that repoint the backend get one each, all closed at shutdown.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, BackendClient]]" = (
-    weakref.WeakKeyDictionary()
-)
+_clients: PerLoop[dict[tuple, BackendClient]] = PerLoop(dict)
 
 
 def client_for_running_loop() -> BackendClient:
@@ -309,7 +307,7 @@ def client_for_running_loop() -> BackendClient:
 
     config = (settings.TRIO_BACKEND_URL, settings.TRIO_BACKEND_API_KEY, settings.TRIO_TIMEOUT,
               settings.TRIO_BACKEND_MAX_CONNECTIONS, settings.TRIO_MAX_ANSWER_BYTES)
-    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    clients = _clients.get()
     if config not in clients:
         url, api_key, timeout, max_connections, max_answer_bytes = config
         clients[config] = BackendClient(url, api_key=api_key, timeout=timeout, max_connections=max_connections,
@@ -319,7 +317,7 @@ def client_for_running_loop() -> BackendClient:
 
 async def clients_close_for_running_loop() -> None:
     """Close every client made on this event loop (called at ASGI lifespan shutdown)."""
-    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+    for client in (_clients.pop() or {}).values():
         await client.aclose()
 
 

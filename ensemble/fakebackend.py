@@ -154,6 +154,8 @@ import time
 import typing
 from dataclasses import dataclass
 
+from .formats.text import last_user_text as _last_user_text, message_text as _content_text
+
 __all__ = [
     "Behaviour",
     "Call",
@@ -302,24 +304,6 @@ _parse_cached = functools.lru_cache(maxsize=1024)(parse_behaviour)
 # ---------------------------------------------------------------------------
 # Message helpers
 # ---------------------------------------------------------------------------
-
-
-def _content_text(content: typing.Any) -> str:
-    """Return the text of a message content (a string or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text", "") for p in content if isinstance(p, dict)]
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return ""
-
-
-def _last_user_text(messages: list) -> str:
-    """Return the text of the last ``role == "user"`` message, or ""."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _content_text(message.get("content"))
-    return ""
 
 
 def _count_words(text: str) -> int:

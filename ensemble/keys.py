@@ -14,8 +14,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 from .models import ApiKey
@@ -102,6 +100,6 @@ class KeysRequired:
 keys_required = KeysRequired()
 
 
-@receiver([post_save, post_delete], sender=ApiKey, dispatch_uid="trio-api-keys-changed")
-def _api_keys_changed(**kwargs) -> None:
+def api_keys_changed(**kwargs) -> None:
+    """Forget whether keys are required (connected in EnsembleConfig.ready to saves and deletes of ApiKey)."""
     keys_required.clear()

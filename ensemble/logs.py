@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 
-from .middleware_base import HybridMiddleware
+from .serving.hybrid import HybridMiddleware
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

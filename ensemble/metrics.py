@@ -15,7 +15,7 @@ from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the view)
 
-from .ensembles import models_configured
+from .catalog.registry import models_configured
 from .outcomes import CompletionOutcome
 
 logger = logging.getLogger("ensemble.completions")

@@ -301,8 +301,8 @@ class PairDayRollup(models.Model):
 
 
 # --- named ensembles ---------------------------------------------------------------------------
-# Configuration, not history: edited in the admin, read by ensemble.ensembles (each process keeps
-# them a few seconds). A request records the ensemble's name and member list as they were.
+# Configuration, not history: edited in the admin, read by ensemble.catalog.registry (each process
+# keeps them a few seconds). A request records the ensemble's name and member list as they were.
 
 
 class AggregationMethod(models.TextChoices):

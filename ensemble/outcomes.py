@@ -10,7 +10,7 @@ from typing import Iterator
 from . import aggregation
 from .backend import Usage
 from .tools import answer_text, tool_calls_of
-from .ensembles import Ensemble
+from .catalog.spec import Ensemble
 from .voting import Consensus, Mark
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -28,7 +27,9 @@ from django.db import connection, transaction
 
 from . import voting
 from .backend import MAX_TOKEN_COUNT, Usage
+from .formats.text import last_user_text
 from .inserts import RowInserter
+from .loops import PerLoop
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 
@@ -40,7 +41,7 @@ RECORD_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 
 async def completion_record_async(outcome: CompletionOutcome) -> None:
     """Store the outcome, batched with any others finishing now; database trouble never raises here."""
-    await _batcher_for_running_loop().submit(outcome)
+    await _batchers.get().submit(outcome)
 
 
 class _Batcher:
@@ -77,12 +78,8 @@ class _Batcher:
                 done.set_result(None)
 
 
-_batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher]" = weakref.WeakKeyDictionary()
+_batchers: PerLoop[_Batcher] = PerLoop(_Batcher)
 _background: set[asyncio.Task] = set()  # strong references, or the loop may drop pending tasks
-
-
-def _batcher_for_running_loop() -> _Batcher:
-    return _batchers.setdefault(asyncio.get_running_loop(), _Batcher())
 
 
 def _keep(task: asyncio.Task) -> asyncio.Task:
@@ -128,7 +125,7 @@ async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
 async def writer_drain() -> None:
     """At shutdown: store the outcomes still waiting for a retry, in one last attempt; log any lost."""
     loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
+    batcher = _batchers.peek()
     if batcher is None:
         return
     if batcher.flushing is not None:
@@ -227,7 +224,7 @@ def _request_row(outcome: CompletionOutcome) -> dict:
     return dict(
         id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
         members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
-        prompt_excerpt=_last_user_text(outcome.messages)[:300], status=outcome.status,
+        prompt_excerpt=last_user_text(outcome.messages)[:300], status=outcome.status,
         error=_storable(outcome.error), winner_model=winner.model if winner else "",
         winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
         latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
@@ -296,10 +293,3 @@ def _storable_tool_call(call: dict) -> dict:
     function = call["function"]
     return {"id": _storable(call["id"]), "type": "function",
             "function": {"name": _storable(function["name"]), "arguments": _storable(function["arguments"])}}
-
-
-def _last_user_text(messages: list[dict]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return voting.message_text(message.get("content"))
-    return ""

@@ -32,7 +32,7 @@ from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
     client_for_running_loop, monotonic_ms,
 )
-from .ensembles import Ensemble
+from .catalog.spec import Ensemble
 from .metrics import completion_observe
 from .recording import completion_record_async
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome

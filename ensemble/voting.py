@@ -27,6 +27,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .formats.text import message_text
 from .tools import answer_text
 
 BALLOT_SYSTEM_PROMPT = (
@@ -92,15 +93,6 @@ def render_conversation(messages: Sequence[dict]) -> str:
 def turn_text(message: dict) -> str:
     """Return the text of a conversation message, an assistant turn's tool calls as voters read them."""
     return answer_text(message_text(message.get("content")), message.get("tool_calls"))
-
-
-def message_text(content) -> str:
-    """Return the text of an OpenAI message content: a string or a list of text parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
 @dataclass(frozen=True)

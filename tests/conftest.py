@@ -72,7 +72,7 @@ def trio_settings(settings, backend):
     settings.TRIO_STRAGGLER_GRACE = (5.0, 0.0)
     settings.TRIO_QUORUM = 0
     settings.TRIO_DEADLINE = 20.0
-    from ensemble.ensembles import ensemble_cache
+    from ensemble.catalog.registry import ensemble_cache
 
     ensemble_cache.clear()  # the test database is emptied without signals: forget the last test's ensembles
     return settings

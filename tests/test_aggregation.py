@@ -1,7 +1,7 @@
 """The pure parts of aggregation and streaming: no server, no database."""
 from ensemble import aggregation
 from ensemble.api.presenters import text_pieces
-from ensemble.ensembles import LABEL_MAX_CHARS, ensemble_label
+from ensemble.catalog.spec import LABEL_MAX_CHARS, ensemble_label
 from ensemble.voting import fence_nonce
 
 

@@ -16,7 +16,7 @@ if not CHROMIUM.exists():
     pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-from ensemble.ensembles import LABEL_MAX_CHARS  # noqa: E402
+from ensemble.catalog.spec import LABEL_MAX_CHARS  # noqa: E402
 from tests.factories import ago, build_vote, save_votes  # noqa: E402
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "screenshots"

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from ensemble.ensembles import EnsembleCache, ensemble_cache
+from ensemble.catalog.registry import EnsembleCache, ensemble_cache
 from ensemble.models import Ballot, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember
 
 QUESTION = [{"role": "user", "content": "Which is the largest planet?"}]

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from django.conf import settings
 
-from ensemble.ensembles import Ensemble, ensemble_calls_max, ensemble_default, ensemble_passthrough
+from ensemble.catalog.spec import Ensemble, ensemble_calls_max, ensemble_default, ensemble_passthrough
 from ensemble.models import CompletionRequest
 
 from .test_bad_input import GOOD, assert_openai_error

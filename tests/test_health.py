@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ensemble import views
+from ensemble.serving import probes
 from ensemble.devserver import run_in_thread
 
 from .conftest import BACKEND_API_KEY
@@ -91,7 +91,7 @@ def test_it_names_the_backend_when_it_answers_with_an_error(fresh_trio, trio_set
 
 
 def test_it_gives_up_on_a_backend_that_never_answers(fresh_trio, trio_settings, monkeypatch):
-    monkeypatch.setattr(views, "READY_TIMEOUT", 0.3)
+    monkeypatch.setattr(probes, "READY_TIMEOUT", 0.3)
     with silent_backend() as url:
         trio_settings.TRIO_BACKEND_URL = url
         started = time.monotonic()

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ensemble.backend import Usage
-from ensemble.ensembles import Ensemble
+from ensemble.catalog.spec import Ensemble
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome
 from ensemble.recording import completion_record

@@ -106,7 +106,7 @@ def test_an_ensemble_without_any_request_is_not_told_to_try_a_longer_window(staf
 
 
 def test_an_ensemble_name_with_a_nul_is_a_400_not_a_500(staff, history):
-    # PostgreSQL refuses NUL in a query; ensemble.middleware.RefuseNulCharacters answers first.
+    # PostgreSQL refuses NUL in a query; ensemble.serving.middleware.RefuseNulCharacters answers first.
     assert staff.get("/leaderboard.json", {"ensemble": "duo\x00"}).json()["error"]["code"] == "invalid_value"
     assert staff.get("/leaderboard/", {"window": "all", "ensemble": "duo\x00"}).status_code == 400
 

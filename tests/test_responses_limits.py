@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from ensemble.keys import keys_required
-from ensemble.api.serializers import MAX_CONTENT_PARTS
+from ensemble.api.fields import MAX_CONTENT_PARTS
 from ensemble.models import CompletionRequest
 
 ENV_KEY_A = "trio-env-key-a-0123456789abcdef"

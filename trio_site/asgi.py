@@ -9,11 +9,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
 
 site_application = get_asgi_application()  # also runs django.setup()
 
-from ensemble.asgi_routing import APIHandler, PathRouter  # noqa: E402  (needs the setup above)
-from ensemble.metrics import gc_pauses_time  # noqa: E402
-from ensemble.middleware import BodySizeLimit, Lifespan  # noqa: E402
+from ensemble.metrics import gc_pauses_time  # noqa: E402  (needs the setup above)
+from ensemble.serving.body_limit import BodySizeLimit  # noqa: E402
+from ensemble.serving.lifespan import Lifespan  # noqa: E402
+from ensemble.serving.routing import APIHandler, PathRouter  # noqa: E402
 
-# The JSON API skips the browser middleware (see ensemble.asgi_routing); BodySizeLimit refuses
+# The JSON API skips the browser middleware (see ensemble.serving.routing); BodySizeLimit refuses
 # oversized bodies before Django spools them to disk; Lifespan closes the backend clients when
 # the worker stops (Django has no lifespan support of its own).
 application = Lifespan(BodySizeLimit(PathRouter(api=APIHandler(), site=site_application)))

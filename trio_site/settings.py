@@ -194,9 +194,9 @@ MIDDLEWARE = [
     # Native async (not MiddlewareMixin), so it costs no hop to the sync thread; above the error
     # middleware so that JSON errors carry CORS headers too and browsers can read them.
     "corsheaders.middleware.CorsMiddleware",
-    "ensemble.middleware.OpenAIErrorMiddleware",
+    "ensemble.serving.middleware.OpenAIErrorMiddleware",
     # Before sessions: a NUL in a session cookie (or a list filter) is a 500 on PostgreSQL.
-    "ensemble.middleware.RefuseNulCharacters",
+    "ensemble.serving.middleware.RefuseNulCharacters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -209,16 +209,16 @@ MIDDLEWARE = [
 ]
 
 # The JSON API (/v1/, /health, /metrics) is served with this shorter stack: no cookies, sessions
-# or forms there, and no entry hops to a worker thread (see ensemble/asgi_routing.py). Security
-# and Common are Django's, with their hooks run inline (ensemble.middleware._InlineHooks). No
+# or forms there, and no entry hops to a worker thread (see ensemble/serving/routing.py). Security
+# and Common are Django's, with their hooks run inline (ensemble.serving.middleware._InlineHooks). No
 # CSPMiddleware: browsers render no JSON, and it is sync-style, a thread hop in and out per request.
 API_MIDDLEWARE = [
     "ensemble.logs.RequestIdMiddleware",
-    "ensemble.middleware.SecurityMiddleware",
+    "ensemble.serving.middleware.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "ensemble.middleware.OpenAIErrorMiddleware",
-    "ensemble.middleware.RefuseNulCharacters",
-    "ensemble.middleware.CommonMiddleware",
+    "ensemble.serving.middleware.OpenAIErrorMiddleware",
+    "ensemble.serving.middleware.RefuseNulCharacters",
+    "ensemble.serving.middleware.CommonMiddleware",
 ]
 
 ROOT_URLCONF = "trio_site.urls"
@@ -416,6 +416,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": r"/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ResponseObjectEnum": "ensemble.api.responses_schema.RESPONSE_OBJECT",
+        "ResponseStatusEnum": "ensemble.api.responses_schema.RESPONSE_STATUSES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ensemble.api.schema.add_health_path",

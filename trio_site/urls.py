@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from ensemble.views import health, health_ready, metrics
+from ensemble.serving.probes import health, health_ready, metrics
 
 urlpatterns = [
     path("v1/", include("ensemble.api.urls")),

@@ -14,7 +14,7 @@ django.setup(set_prefix=False)
 
 class LeanHandler(ASGIHandler):
     """Django's ASGI handler without the per-request ThreadSensitiveContext, as Trio's APIHandler
-    (ensemble/asgi_routing.py): its thread start and join per request are not part of the floor."""
+    (ensemble/serving/routing.py): its thread start and join per request are not part of the floor."""
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":  # lifespan: uvicorn carries on without it

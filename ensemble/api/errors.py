@@ -2,7 +2,7 @@
 
 Every non-success answer under /v1/ goes through `openai_error`, whether it comes from a view
 (`OpenAIError` subclasses, DRF exceptions via `openai_exception_handler`) or from Django itself
-(unknown path, crash: see `ensemble.middleware`).
+(unknown path, crash: see `ensemble.serving.middleware`).
 """
 from __future__ import annotations
 

@@ -25,17 +25,20 @@ from ..history import stored as stored_responses
 from ..models import ApiKey
 from ..structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
-from .serializers import (
-    MAX_TOOLS, NAME_SCHEMA, TOOL_CHOICES, ModelField, StrictBooleanField, StrictCharField, StrictFloatField,
-    StrictIntegerField, _field, _json_fault, _named_spec, _spec_name, count_parts,
+from .dsl import ModelField
+from .fields import (
+    NAME_SCHEMA, JSONValueField, StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField,
+    count_parts, json_fault, named_spec, spec_name, under,
 )
+from .tool_fields import FlatToolChoiceField, FlatToolsField
 
 MAX_ITEMS = 10_000  # as chat's messages
 ITEM_TYPES = ("message", "function_call", "function_call_output")
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
 TEXT_PART_TYPES = ("input_text", "output_text")
 
-TEXT_PART_SCHEMA = {
+# Not chat's CHAT_TEXT_PART_SCHEMA: the Responses API types its text parts input_text and output_text.
+INPUT_TEXT_PART_SCHEMA = {
     "type": "object", "required": ["type", "text"],
     "properties": {"type": {"type": "string", "enum": list(TEXT_PART_TYPES)}, "text": {"type": "string"}},
 }
@@ -44,7 +47,7 @@ INPUT_ITEM_SCHEMA = {"oneOf": [
      "properties": {"type": {"type": "string", "enum": ["message"]},
                     "role": {"type": "string", "enum": list(MESSAGE_ROLES)},
                     "content": {"oneOf": [{"type": "string"},
-                                          {"type": "array", "minItems": 1, "items": TEXT_PART_SCHEMA}]}}},
+                                          {"type": "array", "minItems": 1, "items": INPUT_TEXT_PART_SCHEMA}]}}},
     {"type": "object", "required": ["type", "call_id", "name", "arguments"],
      "description": "A tool call an earlier answer made.",
      "properties": {"type": {"type": "string", "enum": ["function_call"]}, "call_id": {"type": "string", "minLength": 1},
@@ -59,7 +62,7 @@ INPUT_ITEM_SCHEMA = {"oneOf": [
                                 {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS, "items": INPUT_ITEM_SCHEMA}],
                       "description": "Text (one user message), or a list of messages, function calls and their "
                                      "outputs. Images, files and reasoning items are refused."})
-class InputField(serializers.Field):
+class InputField(JSONValueField):
     """`input`, returned as the chat messages it stands for."""
 
     def to_internal_value(self, data):
@@ -70,11 +73,8 @@ class InputField(serializers.Field):
         count_parts(data, ("content", "output"), "input items")  # chat's limit, counted the same way
         messages: list[dict] = []
         for index, item in enumerate(data):
-            _field(index, lambda it: _add_item(messages, it), item)
+            under(index, lambda it: _add_item(messages, it), item)
         return messages
-
-    def to_representation(self, value):
-        return value
 
 
 def conversation_parts(messages: list[dict]) -> int:
@@ -86,7 +86,7 @@ def _add_item(messages: list[dict], item) -> None:
     """Append the chat message an input item stands for; a function call joins the assistant turn before it."""
     if not isinstance(item, dict):
         raise serializers.ValidationError("Must be an object: a message, a function_call or a function_call_output.")
-    fault = _json_fault(item)
+    fault = json_fault(item)
     if fault:
         raise serializers.ValidationError(fault)
     kind = item.get("type", "message")
@@ -97,7 +97,7 @@ def _add_item(messages: list[dict], item) -> None:
         messages.append(_message(item))
     elif kind == "function_call_output":
         messages.append({"role": "tool", "tool_call_id": _required_string(item, "call_id"),
-                         "content": _field("output", _output, item.get("output"))})
+                         "content": under("output", _output, item.get("output"))})
     elif messages and messages[-1]["role"] == "assistant":
         messages[-1].setdefault("tool_calls", []).append(_function_call(item))
     else:
@@ -107,7 +107,7 @@ def _add_item(messages: list[dict], item) -> None:
 def _message(item: dict) -> dict:
     if item.get("role") not in MESSAGE_ROLES:
         raise serializers.ValidationError({"role": f"Must be one of: {', '.join(MESSAGE_ROLES)}."})
-    return {"role": item["role"], "content": _field("content", _content, item.get("content"))}
+    return {"role": item["role"], "content": under("content", _content, item.get("content"))}
 
 
 def _content(content):
@@ -116,7 +116,7 @@ def _content(content):
         return content
     if not isinstance(content, list) or not content:
         raise serializers.ValidationError("Must be a string or a non-empty list of input_text parts.")
-    return [{"type": "text", "text": _field(index, _text_part, part)} for index, part in enumerate(content)]
+    return [{"type": "text", "text": under(index, _text_part, part)} for index, part in enumerate(content)]
 
 
 def _text_part(part) -> str:
@@ -136,14 +136,14 @@ def _output(output) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list) and output:
-        return "".join(_field(index, _text_part, part) for index, part in enumerate(output))
+        return "".join(under(index, _text_part, part) for index, part in enumerate(output))
     raise serializers.ValidationError("Required: a string.")
 
 
 def _function_call(item: dict) -> dict:
     return {"id": _required_string(item, "call_id"), "type": "function",
-            "function": {"name": _field("name", _spec_name, item.get("name")),
-                         "arguments": _field("arguments", _string, item.get("arguments"))}}
+            "function": {"name": under("name", spec_name, item.get("name")),
+                         "arguments": under("arguments", _string, item.get("arguments"))}}
 
 
 def _required_string(item: dict, key: str) -> str:
@@ -165,61 +165,6 @@ def _text(value: str) -> str:
     return value
 
 
-FUNCTION_TOOL_SCHEMA = {
-    "type": "object", "required": ["type", "name"],
-    "properties": {"type": {"type": "string", "enum": ["function"]}, "name": NAME_SCHEMA,
-                   "description": {"type": "string", "nullable": True},
-                   "parameters": {"type": "object", "nullable": True, "description": "A JSON Schema of the arguments."},
-                   "strict": {"type": "boolean", "nullable": True}},
-}
-
-
-@extend_schema_field({"type": "array", "maxItems": MAX_TOOLS, "items": FUNCTION_TOOL_SCHEMA,
-                      "description": "Function tools, passed to every member's generation call. Built-in tools "
-                                     "(web_search, file_search, ...) are refused."})
-class ToolsField(serializers.Field):
-    """`tools`: up to 128 flat function tools, returned with only the keys OpenAI knows."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, list) or len(data) > MAX_TOOLS:
-            raise serializers.ValidationError(f"Must be a list of at most {MAX_TOOLS} tools.")
-        return [_field(index, _tool, tool) for index, tool in enumerate(data)]
-
-    def to_representation(self, value):
-        return value
-
-
-def _tool(tool) -> dict:
-    if not isinstance(tool, dict):
-        raise serializers.ValidationError('Must be an object: {"type": "function", "name": ...}.')
-    if tool.get("type") != "function":
-        raise serializers.ValidationError({"type": f"Tools of type {str(tool.get('type'))[:64]!r} are not supported; "
-                                                   "Trio forwards function tools only."})
-    return {"type": "function", **_named_spec(tool, "parameters")}
-
-
-@extend_schema_field({"oneOf": [
-    {"type": "string", "enum": list(TOOL_CHOICES)},
-    {"type": "object", "required": ["type", "name"],
-     "properties": {"type": {"type": "string", "enum": ["function"]}, "name": NAME_SCHEMA}},
-], "description": "none, auto, required, or one of `tools` by name."})
-class ToolChoiceField(serializers.Field):
-    """`tool_choice`: a word or `{"type": "function", "name": ...}`."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and data in TOOL_CHOICES:
-            return data
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                f'Must be one of {", ".join(TOOL_CHOICES)}, or {{"type": "function", "name": ...}}.')
-        if data.get("type") != "function":
-            raise serializers.ValidationError({"type": "Only function tools can be chosen."})
-        return {"type": "function", "name": _field("name", _spec_name, data.get("name"))}
-
-    def to_representation(self, value):
-        return value
-
-
 TEXT_FORMAT_SCHEMA = {
     "type": "object", "required": ["type"],
     "properties": {"type": {"type": "string", "enum": ["text", *JSON_FORMATS]},
@@ -232,7 +177,7 @@ TEXT_FORMAT_SCHEMA = {
 
 @extend_schema_field({"type": "object", "properties": {"format": TEXT_FORMAT_SCHEMA},
                       "description": "`format` asks every member for text, a JSON object or JSON of a schema."})
-class TextField(serializers.Field):
+class TextField(JSONValueField):
     """`text`: `{"format": {...}}`, returned with only the keys OpenAI knows (`verbosity` is dropped)."""
 
     def to_internal_value(self, data):
@@ -240,10 +185,7 @@ class TextField(serializers.Field):
             raise serializers.ValidationError('Must be an object such as {"format": {"type": "text"}}.')
         if data.get("format") is None:
             return {"format": {"type": "text"}}
-        return {"format": _field("format", _text_format, data["format"])}
-
-    def to_representation(self, value):
-        return value
+        return {"format": under("format", _text_format, data["format"])}
 
 
 def _text_format(spec) -> dict:
@@ -253,20 +195,17 @@ def _text_format(spec) -> dict:
         return {"type": spec["type"]}
     if not isinstance(spec.get("schema"), dict):
         raise serializers.ValidationError({"schema": "Required for json_schema: an object."})
-    return {"type": "json_schema", **_named_spec(spec, "schema")}
+    return {"type": "json_schema", **named_spec(spec, "schema")}
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "maxLength": 512},
                       "maxProperties": 16, "description": "Returned as sent; Trio does not store it."})
-class MetadataField(serializers.Field):
+class MetadataField(JSONValueField):
     def to_internal_value(self, data):
         if (not isinstance(data, dict) or len(data) > 16
                 or not all(isinstance(value, str) and len(value) <= 512 for value in data.values())):
             raise serializers.ValidationError("Must be an object of at most 16 strings.")
         return data
-
-    def to_representation(self, value):
-        return value
 
 
 class ResponseRequestSerializer(serializers.Serializer):
@@ -282,8 +221,8 @@ class ResponseRequestSerializer(serializers.Serializer):
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
     max_output_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1,
                                            help_text="Passed as max_tokens to every member's generation call.")
-    tools = ToolsField(required=False, allow_null=True)
-    tool_choice = ToolChoiceField(required=False, allow_null=True)
+    tools = FlatToolsField(required=False, allow_null=True)
+    tool_choice = FlatToolChoiceField(required=False, allow_null=True)
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
     text = TextField(required=False, allow_null=True)
     stream = StrictBooleanField(required=False, allow_null=True,

@@ -8,7 +8,13 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
-from .schema import CHAT_ERRORS, COMMON_ERRORS, ConsensusSerializer, TrioDetailsSerializer, _error
+from .schema import CHAT_ERRORS, COMMON_ERRORS, ConsensusSerializer, TrioDetailsSerializer, error_response
+
+
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: the live and the stored answer share them,
+# and without a name drf-spectacular warns (W001) and invents one such as "StatusFb0Enum".
+RESPONSE_OBJECT = ("response",)
+RESPONSE_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 
 
 class OutputTextSerializer(serializers.Serializer):
@@ -54,10 +60,10 @@ class IncompleteDetailsSerializer(serializers.Serializer):
 
 class ResponseSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The stored request's id (trio-…), usable as previous_response_id.")
-    object = serializers.ChoiceField(choices=["response"])
+    object = serializers.ChoiceField(choices=RESPONSE_OBJECT)
     created_at = serializers.IntegerField()
     completed_at = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["completed", "incomplete", "failed", "cancelled"],
+    status = serializers.ChoiceField(choices=RESPONSE_STATUSES,
                                      help_text="failed and cancelled only for a stored request read back.")
     error = serializers.DictField(allow_null=True)
     incomplete_details = IncompleteDetailsSerializer(allow_null=True)
@@ -105,14 +111,14 @@ RESPONSE_OK = {
 }
 RESPONSE_ERRORS = {
     **CHAT_ERRORS,
-    400: _error("Invalid JSON or an invalid field, or an unsupported one (images, files, reasoning items, built-in "
+    400: error_response("Invalid JSON or an invalid field, or an unsupported one (images, files, reasoning items, built-in "
                 "tools, background mode); `param` names it. Also a previous_response_id whose request has no answer."),
-    404: _error("No ensemble by that name (code model_not_found), or no stored response by previous_response_id for "
+    404: error_response("No ensemble by that name (code model_not_found), or no stored response by previous_response_id for "
                 "this API key (code previous_response_not_found)."),
 }
 STORED_RESPONSE_ERRORS = {
     **COMMON_ERRORS,
-    404: _error("No stored response by that id for this API key (code response_not_found)."),
+    404: error_response("No stored response by that id for this API key (code response_not_found)."),
 }
 RESPONSE_EXAMPLES = [OpenApiExample(
     "Ask the trio", request_only=True,

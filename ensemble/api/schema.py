@@ -133,34 +133,35 @@ class ModelListSerializer(serializers.Serializer):
     data = ModelSerializer(many=True)
 
 
-def _error(description: str) -> OpenApiResponse:
+def error_response(description: str) -> OpenApiResponse:
+    """Return the OpenAPI description of an error answer (the OpenAI error envelope) for one status."""
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
 # Every error status the API answers with, each in the OpenAI error envelope.
 COMMON_ERRORS = {
-    401: _error("No API key, or a wrong or revoked one (code invalid_api_key), once any key exists."),
-    405: _error("Wrong HTTP method (code method_not_allowed)."),
+    401: error_response("No API key, or a wrong or revoked one (code invalid_api_key), once any key exists."),
+    405: error_response("Wrong HTTP method (code method_not_allowed)."),
 }
 CHAT_ERRORS = {
-    400: _error("Invalid JSON or an invalid field; `param` names it. For a pass-through model, the "
+    400: error_response("Invalid JSON or an invalid field; `param` names it. For a pass-through model, the "
                 "backend's own 400 (also 413 and 422) is relayed with code backend_refused."),
     **COMMON_ERRORS,
-    404: _error("No ensemble by that name (code model_not_found); for a pass-through name, the backend "
+    404: error_response("No ensemble by that name (code model_not_found); for a pass-through name, the backend "
                 "has no such model either."),
-    413: _error("Body larger than TRIO_MAX_BODY_BYTES, or body size times the ensemble's backend calls over "
+    413: error_response("Body larger than TRIO_MAX_BODY_BYTES, or body size times the ensemble's backend calls over "
                 "TRIO_MAX_FANOUT_BYTES (param messages); code request_too_large."),
-    415: _error("Content-Type is not application/json."),
-    422: _error("A pass-through model's backend refused the request (code backend_refused)."),
-    429: _error("A pass-through model's backend rate-limited the request (code rate_limit_exceeded), "
+    415: error_response("Content-Type is not application/json."),
+    422: error_response("A pass-through model's backend refused the request (code backend_refused)."),
+    429: error_response("A pass-through model's backend rate-limited the request (code rate_limit_exceeded), "
                 "with the backend's Retry-After header when it sent one."),
-    502: _error("Every ensemble member failed (code backend_error)."),
-    504: _error("Every ensemble member timed out (code backend_timeout)."),
+    502: error_response("Every ensemble member failed (code backend_error)."),
+    504: error_response("Every ensemble member timed out (code backend_timeout)."),
 }
 
 MODEL_ERRORS = {
     **COMMON_ERRORS,
-    404: _error("No named ensemble by that id (code model_not_found); `GET /v1/models` lists them."),
+    404: error_response("No named ensemble by that id (code model_not_found); `GET /v1/models` lists them."),
 }
 
 # One server-sent event as schemathesis and clients read it: `data` holds a chat.completion.chunk

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Awaitable
+from contextlib import contextmanager
+from typing import Awaitable, Iterator
 
 import orjson
 from adrf.views import APIView
@@ -15,10 +16,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
 from .. import services
-from ..aggregation import CONCAT
-from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
+from ..catalog.registry import ensemble_for, ensemble_named, ensembles_all
+from ..catalog.spec import PREFIX, Ensemble, OverFanout, Refusal, check_concat, check_fanout
 from ..outcomes import CompletionOutcome
-from ..structured import JSON_FORMATS
 from ..tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, consensus_header, details_header
@@ -29,7 +29,8 @@ from .responses_schema import (RESPONSE_ERRORS, RESPONSE_EXAMPLES, RESPONSE_OK, 
                                StoredResponseSerializer)
 from .schema import (CHAT_EXAMPLES, CHAT_ERRORS, CHAT_OK, COMMON_ERRORS, MODEL_ERRORS, ModelListSerializer,
                      ModelSerializer)
-from .serializers import MAX_CONTENT_PARTS, ChatCompletionRequestSerializer, first_error
+from .chat import ChatCompletionRequestSerializer
+from .fields import MAX_CONTENT_PARTS, first_error
 from .streaming import chat_completion_stream, response_stream
 
 # Server start, reported as the `created` time of the models we serve.
@@ -44,20 +45,44 @@ class ChatCompletionsView(APIView):
     @extend_schema(operation_id="createChatCompletion", request=ChatCompletionRequestSerializer,
                    examples=CHAT_EXAMPLES, responses={**CHAT_OK, **CHAT_ERRORS})
     async def post(self, request):
-        payload = _validated(parse_json_body(request), CHAT_REQUEST)
-        ensemble = await _ensemble(payload["model"])
-        _check_fanout(len(request.body), ensemble)
-        _check_concat(payload, ensemble)
+        payload, ensemble = await _completion_request(request, CHAT_REQUEST)
+        with _refusals():
+            check_concat(payload, ensemble)
         n = payload.get("n", 1)
-        work = services.completion_create(
-            messages=payload["messages"], params=payload, ensemble=ensemble,
-            api_key_id=request.auth.pk if request.auth else None,  # set by ApiKeyAuthentication
-        )
+        work = services.completion_create(messages=payload["messages"], params=payload, ensemble=ensemble,
+                                          api_key_id=_api_key_id(request))
         if payload.get("stream"):
             include_usage = payload.get("stream_options", {}).get("include_usage", False)
             return await chat_completion_stream(work, n=n, include_usage=include_usage)
         outcome = await _answered(work)
         return answer_response(chat_completion_body(outcome, n), outcome)
+
+
+async def _completion_request(request, serializer: Serializer) -> tuple[dict, Ensemble]:
+    """Return the body as `serializer` validates it and the ensemble its `model` names, or raise the
+    OpenAI error of a bad body, an unknown model, or a body over that ensemble's fan-out budget."""
+    payload = _validated(parse_json_body(request), serializer)
+    ensemble = await _ensemble(payload["model"])
+    with _refusals():
+        check_fanout(len(request.body), ensemble)
+    return payload, ensemble
+
+
+def _api_key_id(request) -> int | None:
+    """Return the id of the request's API key row (request.auth is set by ApiKeyAuthentication)."""
+    return request.auth.pk if request.auth else None
+
+
+@contextmanager
+def _refusals(*, format_param: str = "response_format") -> Iterator[None]:
+    """Raise the catalog's refusal of a request as its OpenAI error: 413 over the fan-out budget, else
+    400 naming the field (`format_param` for the answer's format: the Responses API calls it text.format)."""
+    try:
+        yield
+    except OverFanout as exc:
+        raise BodyTooLarge(str(exc), param=exc.param) from None
+    except Refusal as exc:
+        raise InvalidRequest(str(exc), param=format_param if exc.param == "response_format" else exc.param) from None
 
 
 async def _answered(work: Awaitable[CompletionOutcome]) -> CompletionOutcome:
@@ -85,37 +110,23 @@ class ResponsesView(APIView):
     @extend_schema(operation_id="createResponse", request=ResponseRequestSerializer,
                    examples=RESPONSE_EXAMPLES, responses={**RESPONSE_OK, **RESPONSE_ERRORS})
     async def post(self, request):
-        payload = _validated(parse_json_body(request), RESPONSE_REQUEST)
-        ensemble = await _ensemble(payload["model"])
-        _check_fanout(len(request.body), ensemble)
+        payload, ensemble = await _completion_request(request, RESPONSE_REQUEST)
         previous = None
         if "previous_response_id" in payload:  # the only read before the answer, and only when asked for
             previous = await previous_conversation(payload["previous_response_id"], api_key=request.auth)
         messages, params = chat_request(payload, previous)
         _check_tool_outputs(messages)
-        _check_concat(params, ensemble, format_param="text.format")
+        with _refusals(format_param="text.format"):
+            check_concat(params, ensemble)
         if previous is not None:  # the stored conversation goes out with every call too
             _check_continued(len(request.body) + len(orjson.dumps(previous)), messages, ensemble)
         work = services.completion_create(messages=messages, params=params, ensemble=ensemble,
-                                          api_key_id=request.auth.pk if request.auth else None)
+                                          api_key_id=_api_key_id(request))
         echo = response_echo(payload)
         if payload.get("stream"):
             return await response_stream(work, echo=echo)
         outcome = await _answered(work)
         return answer_response(response_body(outcome, echo), outcome)
-
-
-def _check_concat(params: dict, ensemble: Ensemble, *, format_param: str = "response_format") -> None:
-    """Refuse a JSON format, or tools the members may call, when a concat ensemble answers: its answer
-    is every member's text under a heading, never the one JSON object or tool call those promise."""
-    if ensemble.aggregation != CONCAT:
-        return
-    if params.get("response_format", {}).get("type") in JSON_FORMATS:
-        raise InvalidRequest("A concat ensemble joins every answer under a heading, which is not one JSON "
-                             "object: use another aggregation_method with this format.", param=format_param)
-    if params.get("tools") and params.get("tool_choice") != "none":
-        raise InvalidRequest("A concat ensemble answers text, never tool calls: use another aggregation_method "
-                             "with tools, or tool_choice none.", param="tools")
 
 
 def _check_tool_outputs(messages: list[dict]) -> None:
@@ -187,20 +198,6 @@ def parse_json_body(request) -> dict:
     return payload
 
 
-def _check_fanout(size: int, ensemble: Ensemble) -> None:
-    """Raise 413 if the body times the ensemble's backend calls is over TRIO_MAX_FANOUT_BYTES.
-
-    Each call carries its own copy of the conversation, so the product is about what the request
-    holds in memory at its peak; the body (messages, tools, system prompts) bounds a copy, cheaply.
-    """
-    calls, limit = ensemble_calls_max(ensemble), settings.TRIO_MAX_FANOUT_BYTES
-    if size * calls > limit:
-        raise BodyTooLarge(
-            f"This {size}-byte request would be sent to {calls} backend calls ({size * calls} bytes in all), over "
-            f"the {limit}-byte limit (TRIO_MAX_FANOUT_BYTES). Use an ensemble with fewer members, or a shorter "
-            f"conversation: at most {limit // calls} bytes with this one.", param="messages")
-
-
 def _check_continued(size: int, messages: list[dict], ensemble: Ensemble) -> None:
     """Raise 413 or 400 if a continued conversation (`size` bytes: the body and the stored one) is over a
     body's limits, or 413 if over the fan-out budget. Each continuation stores the whole conversation
@@ -213,7 +210,8 @@ def _check_continued(size: int, messages: list[dict], ensemble: Ensemble) -> Non
     if conversation_parts(messages) > MAX_CONTENT_PARTS:
         raise InvalidRequest(f"This request and the conversation it continues hold more than {MAX_CONTENT_PARTS} "
                              f"content parts: start a new conversation.", param="previous_response_id")
-    _check_fanout(size, ensemble)
+    with _refusals():
+        check_fanout(size, ensemble)
 
 
 # One instance for every request: a new DRF serializer deep-copies all its fields (and the

@@ -1,4 +1,4 @@
-"""HTML pages and plain endpoints outside the OpenAI API."""
+"""The probes: liveness (/health), readiness (/health/ready) and the Prometheus scrape (/metrics)."""
 import asyncio
 import hmac
 
@@ -10,8 +10,8 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
-from .backend import BackendClient, BackendError
-from .metrics import CONTENT_TYPE_LATEST, metrics_exposition
+from ..backend import BackendClient, BackendError
+from ..metrics import CONTENT_TYPE_LATEST, metrics_exposition
 
 # Readiness answers within this many seconds even when a dependency hangs: a probe that hangs
 # itself is reported by the orchestrator as a bare timeout, which names nothing.

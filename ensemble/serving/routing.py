@@ -11,9 +11,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
-from .middleware import is_api_path
-
+API_PREFIX = "/v1"
 PROBE_PATHS = ("/health", "/metrics")
+
+
+def is_api_path(path: str) -> bool:
+    """Return whether `path` is the OpenAI API's: `/v1` itself or anything under `/v1/`."""
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 class APIHandler(ASGIHandler):
