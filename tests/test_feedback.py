@@ -1,0 +1,162 @@
+"""Human feedback: POST /v1/feedback with the key that made the request, the staff form on the vote page,
+the admin's list, and what the leaderboard makes of it."""
+import httpx
+import openai
+import pytest
+
+from ensemble.keys import api_key_create, keys_required
+from ensemble.models import Feedback
+
+from .test_bad_input import GOOD, assert_openai_error
+
+
+@pytest.fixture(autouse=True)
+def forget_keys():
+    """Keys are remembered for a few seconds per process; the test database is emptied without signals."""
+    keys_required.clear()
+    yield
+    keys_required.clear()
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def answer_id(http, headers=None) -> str:
+    response = http.post("/v1/chat/completions", json=GOOD, headers=headers or {})
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+# --- the API -------------------------------------------------------------------------------------
+
+
+def test_feedback_on_an_answer_is_stored_and_answered_with_what_was_stored(http):
+    api_key, key = api_key_create(name="app")
+    completion = http.post("/v1/chat/completions", json=GOOD, headers=bearer(key)).json()
+    loser = next(c["index"] for c in completion["trio"]["candidates"] if c["index"] != completion["trio"]["winner_index"])
+    response = http.post("/v1/feedback", headers=bearer(key), json={
+        "id": completion["id"], "score": 0.25, "preferred_index": loser, "comment": "The other one was right."})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "feedback" and body["id"] == completion["id"] and body["source"] == "api"
+    assert (body["score"], body["preferred_index"], body["comment"]) == (0.25, loser, "The other one was right.")
+    stored = Feedback.objects.get()
+    assert stored.request.public_id == completion["id"] and stored.api_key == api_key and stored.user is None
+    assert (stored.score, stored.preferred_candidate.index, stored.comment) == (0.25, loser, "The other one was right.")
+
+
+def test_feedback_given_again_replaces_the_earlier_one(http):
+    _, key = api_key_create(name="app")
+    request_id = answer_id(http, bearer(key))
+    first = http.post("/v1/feedback", headers=bearer(key),
+                      json={"id": request_id, "score": 0, "preferred_index": 1, "comment": "bad"}).json()
+    second = http.post("/v1/feedback", headers=bearer(key), json={"id": request_id, "score": 1})
+    assert second.status_code == 200
+    assert (second.json()["score"], second.json()["preferred_index"], second.json()["comment"]) == (1, None, "")
+    assert second.json()["created_at"] == first["created_at"]
+    stored = Feedback.objects.get()
+    assert (stored.score, stored.preferred_candidate, stored.comment) == (1, None, "")
+
+
+def test_an_unknown_id_and_another_keys_request_are_the_same_404(http):
+    _, mine = api_key_create(name="mine")
+    _, theirs = api_key_create(name="theirs")
+    their_request = answer_id(http, bearer(theirs))
+    errors = []
+    for request_id in (their_request, "trio-" + "0" * 32, "not-an-id"):
+        response = http.post("/v1/feedback", headers=bearer(mine), json={"id": request_id, "score": 1})
+        errors.append(assert_openai_error(response, 404, param="id", code="request_not_found"))
+    # Nothing in the answer tells another key's request from one that does not exist, but the id itself.
+    assert len({e["message"].replace(their_request, "ID").replace("trio-" + "0" * 32, "ID")
+                .replace("not-an-id", "ID") for e in errors}) == 1
+    # Even an index its candidates do not have: the request is not found before its candidates are looked at.
+    assert_openai_error(http.post("/v1/feedback", headers=bearer(mine),
+                                  json={"id": their_request, "score": 1, "preferred_index": 99}), 404)
+    assert not Feedback.objects.exists()
+
+
+def test_feedback_needs_a_key_once_keys_exist(http):
+    _, key = api_key_create(name="app")
+    request_id = answer_id(http, bearer(key))
+    assert_openai_error(http.post("/v1/feedback", json={"id": request_id, "score": 1}), 401, code="invalid_api_key")
+
+
+def test_a_trio_api_keys_key_cannot_rate_requests_it_cannot_be_told_to_have_made(http, settings):
+    settings.TRIO_API_KEYS = ["env-key-0123456789abcdef"]
+    request_id = answer_id(http, bearer("env-key-0123456789abcdef"))
+    response = http.post("/v1/feedback", headers=bearer("env-key-0123456789abcdef"), json={"id": request_id, "score": 1})
+    assert_openai_error(response, 404, param="id", code="request_not_found")
+
+
+def test_without_keys_feedback_is_as_open_as_the_completions(http):
+    request_id = answer_id(http)
+    response = http.post("/v1/feedback", json={"id": request_id, "score": 0.5}, headers=bearer("sk-anything"))
+    assert response.status_code == 200, response.text
+    assert Feedback.objects.get().api_key is None
+
+
+def test_the_id_of_a_responses_api_answer_takes_feedback_too(http):
+    _, key = api_key_create(name="app")
+    response = http.post("/v1/responses", json={"model": "trio", "input": "hi"}, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    feedback = http.post("/v1/feedback", headers=bearer(key), json={"id": response.json()["id"], "score": 0.75})
+    assert feedback.status_code == 200, feedback.text
+    assert Feedback.objects.get().request.public_id == response.json()["id"]
+
+
+@pytest.mark.parametrize("change, param", [
+    ({"score": True}, "score"),
+    ({"score": "0.5"}, "score"),
+    ({"score": "NaN"}, "score"),
+    ({"score": 1.01}, "score"),
+    ({"score": -0.1}, "score"),
+    ({"score": None}, "score"),
+    ({"score": [1]}, "score"),
+    ({"preferred_index": 3}, "preferred_index"),
+    ({"preferred_index": -1}, "preferred_index"),
+    ({"preferred_index": True}, "preferred_index"),
+    ({"preferred_index": 1.0}, "preferred_index"),
+    ({"preferred_index": "1"}, "preferred_index"),
+    ({"comment": "x" * 2001}, "comment"),
+    ({"comment": 5}, "comment"),
+    ({"comment": "nul \x00 here"}, "comment"),
+    ({"id": 42}, "id"),
+    ({"stars": 5}, "stars"),
+])
+def test_each_bad_field_is_an_openai_shaped_400_and_nothing_is_stored(http, change, param):
+    body = {"id": answer_id(http), "score": 1, **change}
+    assert_openai_error(http.post("/v1/feedback", json=body), 400, param=param)
+    assert not Feedback.objects.exists()
+
+
+@pytest.mark.parametrize("body", [{"score": 1}, {"id": "trio-" + "0" * 32}, {}])
+def test_a_missing_id_or_score_is_a_400(http, body):
+    assert_openai_error(http.post("/v1/feedback", json=body), 400)
+
+
+@pytest.mark.parametrize("content", [b'{"id": "x", "score": NaN}', b"[1]", b"not json"])
+def test_a_body_that_is_no_json_object_is_a_400(http, content):
+    response = http.post("/v1/feedback", content=content, headers={"Content-Type": "application/json"})
+    assert_openai_error(response, 400, code="invalid_json")
+
+
+def test_a_candidate_that_failed_cannot_be_the_preferred_one(http, settings):
+    settings.TRIO_MODELS = ["alpha@quality=0.9", "beta@status=500", "gamma@quality=0.3"]
+    request_id = answer_id(http)
+    response = http.post("/v1/feedback", json={"id": request_id, "score": 1, "preferred_index": 1})
+    assert "did not answer" in assert_openai_error(response, 400, param="preferred_index")["message"]
+    assert http.post("/v1/feedback", json={"id": request_id, "score": 1, "preferred_index": 2}).status_code == 200
+
+
+def test_the_readme_sdk_call_sends_feedback(trio, http):
+    _, key = api_key_create(name="sdk")
+    client = openai.OpenAI(base_url=f"{trio}/v1", api_key=key, max_retries=0, timeout=30)
+    completion = client.chat.completions.create(model="trio", messages=[{"role": "user", "content": "hi"}])
+    # As the README shows it:
+    response = client.post("/feedback", body={"id": completion.id, "score": 1, "preferred_index": 0},
+                           cast_to=httpx.Response)
+    assert response.status_code == 200 and response.json()["preferred_index"] == 0
+    assert Feedback.objects.get().request.public_id == completion.id
+    with pytest.raises(openai.NotFoundError):
+        client.post("/feedback", body={"id": "trio-" + "0" * 32, "score": 1}, cast_to=httpx.Response)
