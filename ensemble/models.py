@@ -229,6 +229,9 @@ class ApiKey(models.Model):
 
 
 
+MAX_FEEDBACK_COMMENT = 2000  # characters, in POST /v1/feedback and the vote page's form alike
+
+
 class FeedbackSource(models.TextChoices):
     API = "api", "api"  # POST /v1/feedback, with the key that made the request
     STAFF = "staff", "staff"  # the vote page's form
@@ -246,7 +249,7 @@ class Feedback(models.Model):
                               help_text="0 (bad answer) to 1 (good answer).")
     preferred_candidate = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.SET_NULL,
                                             related_name="+", help_text="The candidate the person preferred, if any.")
-    comment = models.TextField(blank=True, max_length=2000)
+    comment = models.TextField(blank=True, max_length=MAX_FEEDBACK_COMMENT)
     source = models.CharField(max_length=8, choices=FeedbackSource.choices)
     api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                 help_text="The key that gave it (the request's own), for source api.")

@@ -7,6 +7,7 @@ import pytest
 from ensemble.keys import api_key_create, keys_required
 from ensemble.models import Feedback
 
+from .factories import vote
 from .test_bad_input import GOOD, assert_openai_error
 
 
@@ -160,3 +161,80 @@ def test_the_readme_sdk_call_sends_feedback(trio, http):
     assert Feedback.objects.get().request.public_id == completion.id
     with pytest.raises(openai.NotFoundError):
         client.post("/feedback", body={"id": "trio-" + "0" * 32, "score": 1}, cast_to=httpx.Response)
+
+
+# --- the vote page and the admin -------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("eve", password="pw-eve-123", is_staff=True)
+
+
+@pytest.fixture
+def staff(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def voted():
+    return vote(members=["alpha", "beta", "gamma"], ballots={0: ([0, 1], 0), 1: ([0, 1], 1), 2: ([0], 0)})
+
+
+@pytest.mark.django_db
+def test_staff_give_feedback_from_the_vote_page_and_see_it_there(staff, staff_user, voted):
+    page = staff.get(f"/votes/{voted.pk}/").content.decode()
+    assert "No feedback yet." in page and 'action="/votes/' in page and "csrfmiddlewaretoken" in page
+    response = staff.post(f"/votes/{voted.pk}/feedback/", {"score": "0.4", "preferred_index": "1", "comment": "Beta's <b>"})
+    assert response.status_code == 302 and response["Location"] == f"/votes/{voted.pk}/#feedback"
+    stored = Feedback.objects.get()
+    assert (stored.score, stored.preferred_candidate.model, stored.source, stored.user) == (0.4, "beta", "staff", staff_user)
+    page = staff.get(f"/votes/{voted.pk}/").content.decode()
+    assert "Score <strong>0.40</strong>" in page and "preferred beta" in page and "eve (staff)" in page
+    assert "Beta&#x27;s &lt;b&gt;" in page and "Replace feedback" in page
+    staff.post(f"/votes/{voted.pk}/feedback/", {"score": "1", "preferred_index": ""})
+    stored = Feedback.objects.get()
+    assert (stored.score, stored.preferred_candidate, stored.comment) == (1, None, "")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data", [{"score": "1.5"}, {"score": "nan"}, {"score": ""}, {"score": "1", "preferred_index": "7"},
+                                  {"score": "1", "comment": "x" * 2001}])
+def test_a_bad_staff_form_is_shown_again_with_its_error_and_stores_nothing(staff, voted, data):
+    response = staff.post(f"/votes/{voted.pk}/feedback/", data)
+    assert response.status_code == 400 and 'class="errorlist' in response.content.decode()
+    assert not Feedback.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_staff_form_needs_a_csrf_token(staff_user, voted):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    assert client.post(f"/votes/{voted.pk}/feedback/", {"score": "1"}).status_code == 403
+    token = client.get(f"/votes/{voted.pk}/").context["csrf_token"]
+    assert client.post(f"/votes/{voted.pk}/feedback/", {"score": "1", "csrfmiddlewaretoken": token}).status_code == 302
+    assert Feedback.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_only_staff_may_give_feedback_on_the_vote_page(client, django_user_model, voted):
+    response = client.post(f"/votes/{voted.pk}/feedback/", {"score": "1"})
+    assert response.status_code == 302 and "/login" in response["Location"]
+    client.force_login(django_user_model.objects.create_user("mallory", password="pw-mal-123"))
+    assert client.post(f"/votes/{voted.pk}/feedback/", {"score": "1"}).status_code == 403
+    assert client.get(f"/votes/{voted.pk}/feedback/").status_code in (403, 405)
+    assert not Feedback.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_feedback_read_only(admin_client, voted):
+    Feedback.objects.create(request=voted, score=0.9, comment="spot on", source="api")
+    response = admin_client.get("/admin/ensemble/feedback/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert voted.public_id in html and "spot on" in html and "alpha" in html
+    assert admin_client.get("/admin/ensemble/feedback/", {"q": "spot"}).status_code == 200
+    assert admin_client.get("/admin/ensemble/feedback/add/").status_code == 403

@@ -14,13 +14,11 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from ..history.feedback import PreferredIndexInvalid, feedback_record_for_key
-from ..models import Feedback
+from ..models import MAX_FEEDBACK_COMMENT as MAX_COMMENT, Feedback
 from .errors import InvalidRequest, OpenAIError
 from .schema import COMMON_ERRORS, _error
 from .serializers import StrictCharField, StrictFloatField, StrictIntegerField
 from .views import _validated, json_response, parse_json_body
-
-MAX_COMMENT = 2000
 
 
 class FeedbackNotFound(OpenAIError):
