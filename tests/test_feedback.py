@@ -7,7 +7,7 @@ import pytest
 from ensemble.keys import api_key_create, keys_required
 from ensemble.models import Feedback
 
-from .factories import vote
+from .factories import ago, vote
 from .test_bad_input import GOOD, assert_openai_error
 
 
@@ -238,3 +238,65 @@ def test_the_admin_lists_feedback_read_only(admin_client, voted):
     assert voted.public_id in html and "spot on" in html and "alpha" in html
     assert admin_client.get("/admin/ensemble/feedback/", {"q": "spot"}).status_code == 200
     assert admin_client.get("/admin/ensemble/feedback/add/").status_code == 403
+
+
+# --- the leaderboard -------------------------------------------------------------------------------
+
+MEMBERS = ["alpha", "beta", "gamma"]
+
+
+def rated(ballots, *, score, preferred=None, **kwargs):
+    request = vote(members=MEMBERS, ballots=ballots, **kwargs)
+    Feedback.objects.create(request=request, score=score, source="staff",
+                            preferred_candidate=request.candidates.get(index=preferred) if preferred is not None else None)
+    return request
+
+
+@pytest.fixture
+def rated_history():
+    # alpha wins; the person preferred beta, which only beta's own ballot did.
+    rated({0: ([0, 1], 0), 1: ([0, 1], 1), 2: ([0], 0)}, score=1.0, preferred=1)
+    # alpha wins, which every judge accepted; the person disapproves (0.2 < 0.5): nobody agrees.
+    rated({0: ([0, 1], 0), 1: ([0, 1], 1), 2: ([0], 0)}, score=0.2)
+    # beta wins, accepted by alpha and beta, not gamma; the person approves.
+    rated({0: ([1], 1), 1: ([1], 1), 2: ([2], 2)}, score=0.8)
+    # No feedback: counts for nothing here.
+    vote(members=MEMBERS, ballots={0: ([0], 0), 1: ([0], 0), 2: ([0], 0)})
+    # Forty days ago, gamma won and everyone preferred it, as the person did.
+    rated({0: ([2], 2), 1: ([2], 2), 2: ([2], 2)}, score=0.0, preferred=2, created_at=ago(days=40))
+    # No answer: no winner to credit, no ballots to judge.
+    rated({}, score=0.0, failed={0: "error", 1: "error", 2: "error"})
+
+
+def board(staff, **query):
+    response = staff.get("/leaderboard.json", query)
+    assert response.status_code == 200
+    body = response.json()
+    models = {m["model"]: (m["human_feedback"], m["human_approval_rate"]) for m in body["models"]}
+    voters = {v["model"]: (v["human_agreement"], v["human_compared"]) for v in body["voters"]}
+    return models, voters
+
+
+@pytest.mark.django_db
+def test_the_leaderboard_credits_feedback_to_the_winner_and_the_judges_who_agreed(staff, rated_history):
+    models, voters = board(staff, window="all")
+    assert models == {"alpha": (2, pytest.approx(0.6)), "beta": (1, pytest.approx(0.8)), "gamma": (1, 0.0)}
+    assert voters == {"alpha": (pytest.approx(2 / 4), 4), "beta": (pytest.approx(3 / 4), 4),
+                      "gamma": (pytest.approx(1 / 4), 4)}
+
+
+@pytest.mark.django_db
+def test_the_human_figures_follow_the_window_and_are_null_without_feedback(staff, rated_history):
+    models, voters = board(staff, window="7d")
+    assert models == {"alpha": (2, pytest.approx(0.6)), "beta": (1, pytest.approx(0.8)), "gamma": (0, None)}
+    assert voters == {"alpha": (pytest.approx(1 / 3), 3), "beta": (pytest.approx(2 / 3), 3), "gamma": (0.0, 3)}
+    models, voters = board(staff, window="all", ensemble="other")
+    assert models == {} and voters == {}
+
+
+@pytest.mark.django_db
+def test_a_judge_without_rated_ballots_has_no_agreement(staff):
+    vote(members=MEMBERS, ballots={0: ([0], 0), 1: ([0], 0), 2: ([0], 0)})
+    models, voters = board(staff)
+    assert models["alpha"] == (0, None)
+    assert voters == {"alpha": (None, 0), "beta": (None, 0), "gamma": (None, 0)}

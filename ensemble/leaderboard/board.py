@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from ..models import CompletionRequest, ModelDayRollup, PairDayRollup
 from . import ratings
+from .feedback import HumanFigures, human_figures
 from .counts import (
     BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, ballot_counts, candidate_counts, latency_counts, mark_counts,
     pair_counts,
@@ -40,6 +41,12 @@ class Leaderboard:
     head_to_head: dict[tuple[str, str], int]
     ratings: list[ratings.Rating]
     over_time: list[tuple[datetime, str, int, int]]  # (bucket start, model, participated, wins)
+    human: HumanFigures = field(default_factory=HumanFigures)  # what feedback says (read live: see feedback)
+
+    @property
+    def voters(self) -> list[str]:
+        """Return the models that answered ballots in the window, or whose ballots feedback judged."""
+        return sorted({s.model for s in self.standings if s.ballots_answered} | set(self.human.voters))
 
     @property
     def models(self) -> list[str]:
@@ -84,6 +91,7 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
         window=window, ensemble=ensemble, since=since,
         standings=sort_standings(list(standings.values()), sort),
         head_to_head=dict(totals.pairs), ratings=fitted, over_time=totals.series_rows(),
+        human=human_figures(since=since, ensemble=ensemble),
     )
 
 

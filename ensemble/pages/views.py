@@ -160,7 +160,8 @@ def leaderboard_json(request):
         "ensemble": board.ensemble or None,
         "since": board.since,
         "generated_at": timezone.now(),
-        "models": [standing_json(s) for s in board.standings],
+        "models": [{**standing_json(s), **board.human.model_json(s.model)} for s in board.standings],
+        "voters": [{"model": model, **board.human.voter_json(model)} for model in board.voters],
         "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
         "ratings": [
             {"model": r.model, "rank": r.rank, "rating": round(r.rating, 1), "low": round(r.low, 1),
