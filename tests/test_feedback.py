@@ -1,8 +1,13 @@
 """Human feedback: POST /v1/feedback with the key that made the request, the staff form on the vote page,
 the admin's list, and what the leaderboard makes of it."""
+import csv
+import io
+import json
+
 import httpx
 import openai
 import pytest
+from django.core.management import call_command
 
 from ensemble.keys import api_key_create, keys_required
 from ensemble.models import Feedback
@@ -300,3 +305,39 @@ def test_a_judge_without_rated_ballots_has_no_agreement(staff):
     models, voters = board(staff)
     assert models["alpha"] == (0, None)
     assert voters == {"alpha": (None, 0), "beta": (None, 0), "gamma": (None, 0)}
+
+
+# --- export and prune ------------------------------------------------------------------------------
+
+
+def run(command, *args) -> str:
+    out = io.StringIO()
+    call_command(command, *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_export_carries_each_requests_feedback_in_both_formats(voted):
+    unrated = vote(members=MEMBERS, ballots={0: ([0], 0)})
+    Feedback.objects.create(request=voted, score=0.7, preferred_candidate=voted.candidates.get(index=1),
+                            comment="beta, really", source="api")
+    documents = {d["id"]: d for d in map(json.loads, run("export_votes", "--format", "jsonl").splitlines())}
+    feedback = documents[voted.public_id]["feedback"]
+    assert {k: feedback[k] for k in ("score", "preferred_index", "comment", "source")} == {
+        "score": 0.7, "preferred_index": 1, "comment": "beta, really", "source": "api"}
+    assert documents[unrated.public_id]["feedback"] is None
+    rows = list(csv.DictReader(io.StringIO(run("export_votes", "--format", "csv"))))
+    assert {(r["request_id"], r["feedback_score"], r["feedback_preferred_index"], r["feedback_comment"]) for r in rows} == {
+        (voted.public_id, "0.7", "1", "beta, really"), (unrated.public_id, "", "", "")}
+
+
+@pytest.mark.django_db
+def test_pruning_a_request_deletes_its_feedback_and_counts_it():
+    old = vote(members=MEMBERS, ballots={0: ([0], 0)}, created_at=ago(days=100))
+    kept = vote(members=MEMBERS, ballots={0: ([0], 0)})
+    for request in (old, kept):
+        Feedback.objects.create(request=request, score=1, preferred_candidate=request.candidates.get(index=0), source="api")
+    assert "1 feedback" in run("prune_votes", "--older-than", "90d", "--dry-run")
+    assert Feedback.objects.count() == 2
+    assert "1 feedback" in run("prune_votes", "--older-than", "90d")
+    assert list(Feedback.objects.values_list("request_id", flat=True)) == [kept.pk]
