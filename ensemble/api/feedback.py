@@ -81,7 +81,10 @@ FEEDBACK_REQUEST = FeedbackRequestSerializer()
 
 
 class FeedbackView(APIView):
-    @extend_schema(operation_id="createFeedback", request=FeedbackRequestSerializer, examples=FEEDBACK_EXAMPLES,
+    @extend_schema(operation_id="createFeedback", summary="Rate a stored answer (human feedback).",
+                   description="Only with the API key that made the request (any request while the API is open). "
+                               "Giving feedback again replaces it; every success is 200 with the stored feedback.",
+                   request=FeedbackRequestSerializer, examples=FEEDBACK_EXAMPLES,
                    responses={200: OpenApiResponse(FeedbackSerializer, description="The stored feedback."),
                               **FEEDBACK_ERRORS})
     async def post(self, request):
