@@ -63,8 +63,3 @@ def feedback_record(*, request: CompletionRequest, score: float, preferred_index
         })
     return feedback
 
-
-def feedback_of(*, request_id) -> Feedback | None:
-    """Return the feedback on the request `request_id` (a UUID) with who gave it, or None."""
-    return (Feedback.objects.filter(request_id=request_id)
-            .select_related("preferred_candidate", "api_key", "user").first())

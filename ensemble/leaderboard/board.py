@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.db.models import Min, Q, Sum
 from django.utils import timezone
@@ -41,7 +42,11 @@ class Leaderboard:
     head_to_head: dict[tuple[str, str], int]
     ratings: list[ratings.Rating]
     over_time: list[tuple[datetime, str, int, int]]  # (bucket start, model, participated, wins)
-    human: HumanFigures = field(default_factory=HumanFigures)  # what feedback says (read live: see feedback)
+
+    @cached_property
+    def human(self) -> HumanFigures:
+        """Return what feedback says of the models and judges, read live (two queries, only when asked for)."""
+        return human_figures(since=self.since, ensemble=self.ensemble)
 
     @property
     def voters(self) -> list[str]:
@@ -91,7 +96,6 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
         window=window, ensemble=ensemble, since=since,
         standings=sort_standings(list(standings.values()), sort),
         head_to_head=dict(totals.pairs), ratings=fitted, over_time=totals.series_rows(),
-        human=human_figures(since=since, ensemble=ensemble),
     )
 
 

@@ -9,15 +9,13 @@ score-only request that did not judge the winner (it was not shown it) is no com
 
 Read live, never rolled up: feedback is written after the vote and replaced at will, so a closed
 day's figures could change under a rollup; and there is one row per rated request, few beside
-the history (two queries: the feedback, then the marks of the rated requests).
+the history (two queries: the feedback with its requests' winners, then the marks of the rated requests).
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from django.db.models import Avg, Count
 
 from ..models import ANSWERED, BallotMark, Feedback
 from .windows import request_scope
@@ -45,13 +43,13 @@ def human_figures(*, since: datetime | None, ensemble: str) -> HumanFigures:
     """Return the feedback figures of the requests created since `since` (None: ever) in `ensemble` ('' : any)."""
     rated = Feedback.objects.filter(request_scope([(since, None)], ensemble))
     figures = HumanFigures()
-    won = (rated.filter(request__status__in=ANSWERED, request__winner_index__isnull=False)
-           .exclude(request__winner_model="").values("request__winner_model")
-           .annotate(n=Count("pk"), mean=Avg("score")).order_by())
-    for row in won:
-        figures.models[row["request__winner_model"]] = (row["n"], row["mean"])
-    verdicts = {row["request_id"]: (row["score"], row["preferred_candidate_id"])
-                for row in rated.values("request_id", "score", "preferred_candidate_id")}
+    verdicts, scores = {}, defaultdict(list)
+    for row in rated.values("request_id", "score", "preferred_candidate_id", "request__winner_model",
+                            "request__winner_index", "request__status").order_by():
+        verdicts[row["request_id"]] = (row["score"], row["preferred_candidate_id"])
+        if row["request__status"] in ANSWERED and row["request__winner_index"] is not None and row["request__winner_model"]:
+            scores[row["request__winner_model"]].append(row["score"])
+    figures.models = {model: (len(won), sum(won) / len(won)) for model, won in scores.items()}
     for voter, agrees in _ballot_agreements(verdicts, rated):
         counts = figures.voters[voter]
         counts[0] += agrees

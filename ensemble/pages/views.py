@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from ..history import reads as history
-from ..history.feedback import feedback_of, feedback_record
+from ..history.feedback import feedback_record
 from ..leaderboard import board as leaderboards
 from ..leaderboard import sorting, windows
 from ..leaderboard.ratings import MIN_COMPARISONS
@@ -79,7 +79,7 @@ def vote_feedback(request, pk):
 
 def _vote_page(request, pk, *, detail=None, form=None, status=200):
     detail = detail or _detail_or_404(pk)
-    current = feedback_of(request_id=pk)
+    current = getattr(detail.request, "feedback", None)  # a missing reverse one-to-one is an AttributeError
     if form is None:
         initial = {"score": current.score, "preferred_index": current.preferred_index,
                    "comment": current.comment} if current else {}
