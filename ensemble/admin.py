@@ -1,10 +1,10 @@
-"""Admin: vote history read-only (it is immutable), API keys revocable, named ensembles editable."""
+"""Admin: vote history and its feedback read-only, API keys revocable, named ensembles editable."""
 from django.contrib import admin, messages
 
 from .catalog.spec import MAX_MEMBERS
 from .keys import api_keys_revoke
 from .models import (
-    ApiKey, Ballot, BallotMark, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember,
+    ApiKey, Ballot, BallotMark, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember, Feedback,
 )
 
 
@@ -75,6 +75,24 @@ class BallotMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("request",)
     readonly_fields = [f.name for f in BallotMark._meta.fields]
     show_full_result_count = False
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Given through POST /v1/feedback or the vote page's form, never here."""
+
+    list_display = ("updated_at", "request", "winner_model", "score", "preferred_candidate", "source", "api_key",
+                    "user", "comment")
+    list_filter = ("source", "request__winner_model", "request__ensemble", "updated_at")
+    search_fields = ("comment",)
+    date_hierarchy = "updated_at"
+    list_select_related = ("request", "preferred_candidate", "api_key", "user")
+    readonly_fields = [f.name for f in Feedback._meta.fields]
+    show_full_result_count = False
+
+    @admin.display(description="winner", ordering="request__winner_model")
+    def winner_model(self, feedback):
+        return feedback.request.winner_model
 
 
 @admin.register(ApiKey)

@@ -65,7 +65,9 @@ def test_the_schema_is_public_json_and_documents_every_status_the_chat_answers_w
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/vnd.oai.openapi+json")  # JSON, OpenAPI media type
     paths = response.json()["paths"]
-    assert set(paths) == {"/v1/chat/completions", "/v1/responses", "/v1/responses/{response_id}", "/v1/models", "/v1/models/{model}", "/health"}
+    assert set(paths) == {"/v1/chat/completions", "/v1/responses", "/v1/responses/{response_id}", "/v1/feedback",
+                          "/v1/models", "/v1/models/{model}", "/health"}
+    assert set(paths["/v1/feedback"]["post"]["responses"]) == {"200", "400", "401", "404", "405", "415"}
     documented = set(paths["/v1/chat/completions"]["post"]["responses"])
     assert documented == {"200", "400", "401", "404", "405", "413", "415", "422", "429", "502", "504"}
 

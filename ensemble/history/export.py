@@ -1,7 +1,8 @@
 """The vote history as JSON Lines or CSV, streamed in constant memory (manage.py export_votes).
 
-JSONL has one request per line with its candidates and ballots (and each ballot's marks) nested;
-CSV has one row per candidate, the request's columns repeated on each. Requests come oldest first.
+JSONL has one request per line with its candidates and ballots (and each ballot's marks) nested, and
+its human feedback (or null); CSV has one row per candidate, the request's columns (feedback's
+included) repeated on each. Requests come oldest first.
 Memory stays flat however long the history: requests are read `chunk_size` at a time, and each
 chunk's children are fetched with one query per table (a few queries per chunk, never per request).
 """
@@ -30,6 +31,7 @@ BALLOT_COLUMNS = (
     "prompt_tokens", "completion_tokens", "total_tokens",
 )
 MARK_COLUMNS = ("position", "accepted", "preferred", "is_self", "counted")
+FEEDBACK_COLUMNS = ("score", "preferred_index", "comment", "source", "created_at", "updated_at")
 
 
 def requests_for_export(*, since: datetime | None, model: str | None, chunk_size: int):
@@ -41,7 +43,8 @@ def requests_for_export(*, since: datetime | None, model: str | None, chunk_size
         # Every member has a candidate row (failed and cancelled calls included), so this is
         # "was a member"; EXISTS keeps one row per request, and uses the (model, status) index.
         requests = requests.filter(Exists(Candidate.objects.filter(request=OuterRef("pk"), model=model)))
-    return requests.prefetch_related(
+    # select_related: the feedback (at most one per request) comes in the requests' own query.
+    return requests.select_related("feedback__preferred_candidate").prefetch_related(
         Prefetch("candidates", queryset=Candidate.objects.order_by("index")),
         Prefetch("ballots", queryset=Ballot.objects.order_by("voter_index").prefetch_related(
             Prefetch("marks", queryset=BallotMark.objects.order_by("position")))),
@@ -60,10 +63,12 @@ def write_jsonl(requests, out) -> int:
 def write_csv(requests, out) -> int:
     """Write one row per candidate (a request without any still gets a row); return the request count."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f"request_{c}" for c in REQUEST_COLUMNS] + [f"candidate_{c}" for c in CANDIDATE_COLUMNS])
+    writer.writerow([f"request_{c}" for c in REQUEST_COLUMNS] + [f"feedback_{c}" for c in FEEDBACK_COLUMNS]
+                    + [f"candidate_{c}" for c in CANDIDATE_COLUMNS])
     count = 0
     for request in requests:
-        head = [_cell(v) for v in _request_fields(request).values()]
+        feedback = _feedback_fields(request) or dict.fromkeys(FEEDBACK_COLUMNS)
+        head = [_cell(v) for v in [*_request_fields(request).values(), *feedback.values()]]
         candidates = list(request.candidates.all()) or [None]
         for candidate in candidates:
             tail = _candidate_fields(candidate).values() if candidate else [""] * len(CANDIDATE_COLUMNS)
@@ -91,6 +96,7 @@ def request_document(request: CompletionRequest) -> dict:
             }
             for ballot in request.ballots.all()
         ],
+        "feedback": _feedback_fields(request),
     }
 
 
@@ -99,6 +105,12 @@ def _request_fields(request: CompletionRequest) -> dict:
     fields["id"] = request.public_id  # the id clients saw in the API response
     fields["parent_id"] = f"trio-{request.parent_id.hex}" if request.parent_id else None  # nested ensembles
     return fields
+
+
+def _feedback_fields(request: CompletionRequest) -> dict | None:
+    """Return the request's feedback as plain data, or None when it has none."""
+    feedback = getattr(request, "feedback", None)  # a missing reverse one-to-one raises an AttributeError
+    return {name: getattr(feedback, name) for name in FEEDBACK_COLUMNS} if feedback else None
 
 
 def _candidate_fields(candidate: Candidate) -> dict:

@@ -2,8 +2,8 @@
 
 Requests are deleted in batches of `batch_size` primary keys, each batch in its own short
 transaction, so that a large prune never holds the database (SQLite's single writer above all)
-for long and can be interrupted without losing more than one batch of work. Candidates, ballots
-and marks go with their request (ON DELETE CASCADE, done by Django). Each batch also forgets the
+for long and can be interrupted without losing more than one batch of work. Candidates, ballots,
+marks and feedback go with their request (ON DELETE CASCADE, done by Django). Each batch also forgets the
 leaderboard rollup of the days up to the cutoff's (ensemble.leaderboard.rollups), in the same
 transaction: those days are read live until they are rolled up again from what is left.
 """
@@ -16,7 +16,7 @@ from datetime import timezone as dt_timezone
 from django.db import transaction
 
 from ..leaderboard import rollups
-from ..models import Ballot, BallotMark, Candidate, CompletionRequest
+from ..models import Ballot, BallotMark, Candidate, CompletionRequest, Feedback
 
 
 @dataclass
@@ -27,6 +27,7 @@ class PruneCounts:
     candidates: int = 0
     ballots: int = 0
     marks: int = 0
+    feedback: int = 0
 
     def add(self, deleted: dict[str, int]) -> None:
         """Add the per-model counts of a QuerySet.delete() result."""
@@ -34,10 +35,11 @@ class PruneCounts:
         self.candidates += deleted.get(Candidate._meta.label, 0)
         self.ballots += deleted.get(Ballot._meta.label, 0)
         self.marks += deleted.get(BallotMark._meta.label, 0)
+        self.feedback += deleted.get(Feedback._meta.label, 0)
 
     def __str__(self) -> str:
         return (f"{self.requests} request(s), {self.candidates} candidate(s), "
-                f"{self.ballots} ballot(s), {self.marks} mark(s)")
+                f"{self.ballots} ballot(s), {self.marks} mark(s), {self.feedback} feedback")
 
 
 def votes_count_before(cutoff: datetime) -> PruneCounts:
@@ -47,6 +49,7 @@ def votes_count_before(cutoff: datetime) -> PruneCounts:
         candidates=Candidate.objects.filter(request__created_at__lt=cutoff).count(),
         ballots=Ballot.objects.filter(request__created_at__lt=cutoff).count(),
         marks=BallotMark.objects.filter(request__created_at__lt=cutoff).count(),
+        feedback=Feedback.objects.filter(request__created_at__lt=cutoff).count(),
     )
 
 

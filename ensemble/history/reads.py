@@ -143,9 +143,11 @@ class RequestDetail:
 
 
 def request_detail(*, request_id) -> RequestDetail | None:
-    """Return one request with its candidates, ballots, ballot matrix and nested requests (five queries), or None."""
+    """Return one request with its feedback, candidates, ballots, ballot matrix and nested requests (five queries), or None."""
     nested = Prefetch("children", CompletionRequest.objects.only("id", "ensemble", "parent_id"))
+    # The feedback (at most one, with who gave it) comes in the request's own query.
     request = (CompletionRequest.objects.filter(pk=request_id)
+               .select_related("feedback__preferred_candidate", "feedback__user", "feedback__api_key")
                .prefetch_related("candidates", "ballots", "marks", nested).first())
     if request is None:
         return None

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from ..models import CompletionRequest, ModelDayRollup, PairDayRollup
 from . import ratings
+from .feedback import HumanFigures, human_figures
 from .counts import (
     BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, ballot_counts, candidate_counts, latency_counts, mark_counts,
     pair_counts,
@@ -40,6 +42,16 @@ class Leaderboard:
     head_to_head: dict[tuple[str, str], int]
     ratings: list[ratings.Rating]
     over_time: list[tuple[datetime, str, int, int]]  # (bucket start, model, participated, wins)
+
+    @cached_property
+    def human(self) -> HumanFigures:
+        """Return what feedback says of the models and judges, read live (two queries, only when asked for)."""
+        return human_figures(since=self.since, ensemble=self.ensemble)
+
+    @property
+    def voters(self) -> list[str]:
+        """Return the models that answered ballots in the window, or whose ballots feedback judged."""
+        return sorted({s.model for s in self.standings if s.ballots_answered} | set(self.human.voters))
 
     @property
     def models(self) -> list[str]:

@@ -26,6 +26,7 @@ register_converter(RequestIdConverter, "request_id")
 urlpatterns = [
     path("votes/", views.vote_list, name="vote-list"),
     path("votes/<request_id:pk>/", views.vote_detail, name="vote-detail"),
+    path("votes/<request_id:pk>/feedback/", views.vote_feedback, name="vote-feedback"),
     path("leaderboard/", views.leaderboard, name="leaderboard"),
     path("leaderboard.json", views.leaderboard_json, name="leaderboard-json"),
 ]

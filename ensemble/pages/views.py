@@ -1,4 +1,5 @@
-"""HTML pages (and their JSON twin) over the vote history: staff only (see `access`), read only.
+"""HTML pages (and their JSON twin) over the vote history: staff only (see `access`), read only but for
+the vote page's feedback form.
 
 Each view parses its query string, calls a selector, renders.
 """
@@ -6,19 +7,21 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from ..history import reads as history
+from ..history.feedback import feedback_record
 from ..leaderboard import board as leaderboards
 from ..leaderboard import sorting, windows
 from ..leaderboard.ratings import MIN_COMPARISONS
 from ..leaderboard.standing import Standing
-from ..models import RequestStatus
+from ..models import FeedbackSource, RequestStatus
 from . import charts
 from .access import staff_or_api_key_required, staff_required
-from .forms import HistoryFilters
+from .forms import FeedbackForm, HistoryFilters
 
 PAGE_SIZE = 50
 
@@ -59,12 +62,39 @@ def vote_list(request):
 @require_safe
 @staff_required
 def vote_detail(request, pk):
+    return _vote_page(request, pk)
+
+
+@require_POST
+@staff_required
+def vote_feedback(request, pk):
+    """Store the staff member's feedback on the request (replacing any earlier one), then show the page again."""
+    detail = _detail_or_404(pk)
+    form = FeedbackForm(request.POST, candidates=detail.candidates)
+    if not form.is_valid():
+        return _vote_page(request, pk, detail=detail, form=form, status=400)
+    feedback_record(request=detail.request, source=FeedbackSource.STAFF, user=request.user, **form.cleaned_data)
+    return redirect(reverse("pages:vote-detail", args=[pk]) + "#feedback")
+
+
+def _vote_page(request, pk, *, detail=None, form=None, status=200):
+    detail = detail or _detail_or_404(pk)
+    current = getattr(detail.request, "feedback", None)  # a missing reverse one-to-one is an AttributeError
+    if form is None:
+        initial = {"score": current.score, "preferred_index": current.preferred_index,
+                   "comment": current.comment} if current else {}
+        form = FeedbackForm(initial=initial, candidates=detail.candidates)
+    return render(request, "ensemble/vote_detail.html", {
+        "detail": detail, "request_row": detail.request, "timeline": charts.call_timeline(detail),
+        "feedback": current, "feedback_form": form,
+    }, status=status)
+
+
+def _detail_or_404(pk) -> history.RequestDetail:
     detail = history.request_detail(request_id=pk)
     if detail is None:
         raise Http404("No request with this id.")
-    return render(request, "ensemble/vote_detail.html", {
-        "detail": detail, "request_row": detail.request, "timeline": charts.call_timeline(detail),
-    })
+    return detail
 
 
 def _leaderboard_from(request) -> leaderboards.Leaderboard:
@@ -130,7 +160,8 @@ def leaderboard_json(request):
         "ensemble": board.ensemble or None,
         "since": board.since,
         "generated_at": timezone.now(),
-        "models": [standing_json(s) for s in board.standings],
+        "models": [{**standing_json(s), **board.human.model_json(s.model)} for s in board.standings],
+        "voters": [{"model": model, **board.human.voter_json(model)} for model in board.voters],
         "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
         "ratings": [
             {"model": r.model, "rank": r.rank, "rating": round(r.rating, 1), "low": round(r.low, 1),
