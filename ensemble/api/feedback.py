@@ -16,9 +16,9 @@ from rest_framework.exceptions import ValidationError
 from ..history.feedback import PreferredIndexInvalid, feedback_record_for_key
 from ..models import MAX_FEEDBACK_COMMENT as MAX_COMMENT, Feedback
 from .errors import InvalidRequest, OpenAIError
-from .schema import COMMON_ERRORS, _error
-from .serializers import StrictCharField, StrictFloatField, StrictIntegerField
-from .views import _validated, json_response, parse_json_body
+from .schema import COMMON_ERRORS, error_response
+from .fields import StrictCharField, StrictFloatField, StrictIntegerField
+from .views import json_response, parse_json_body, validated
 
 
 class FeedbackNotFound(OpenAIError):
@@ -64,12 +64,12 @@ class FeedbackSerializer(serializers.Serializer):
 
 
 FEEDBACK_ERRORS = {
-    400: _error("Invalid JSON, an unknown field, or an invalid one (`param` names it): a score that is not a number "
+    400: error_response("Invalid JSON, an unknown field, or an invalid one (`param` names it): a score that is not a number "
                 "from 0 to 1, a preferred_index that is not one of the request's answered candidates, a comment over "
                 f"{MAX_COMMENT} characters."),
     **COMMON_ERRORS,
-    404: _error("No answer by that id made with this API key (code request_not_found)."),
-    415: _error("Content-Type is not application/json."),
+    404: error_response("No answer by that id made with this API key (code request_not_found)."),
+    415: error_response("Content-Type is not application/json."),
 }
 FEEDBACK_EXAMPLES = [OpenApiExample(
     "Rate an answer", request_only=True,
@@ -88,7 +88,7 @@ class FeedbackView(APIView):
                    responses={200: OpenApiResponse(FeedbackSerializer, description="The stored feedback."),
                               **FEEDBACK_ERRORS})
     async def post(self, request):
-        payload = _validated(parse_json_body(request), FEEDBACK_REQUEST)
+        payload = validated(parse_json_body(request), FEEDBACK_REQUEST)
         api_key = request.auth  # set by ApiKeyAuthentication; None while the API is open
         if api_key is not None and api_key.pk is None:
             # A TRIO_API_KEYS key has no row, so its requests are stored without a key: whose they are is unknown.

@@ -61,7 +61,7 @@ class ChatCompletionsView(APIView):
 async def _completion_request(request, serializer: Serializer) -> tuple[dict, Ensemble]:
     """Return the body as `serializer` validates it and the ensemble its `model` names, or raise the
     OpenAI error of a bad body, an unknown model, or a body over that ensemble's fan-out budget."""
-    payload = _validated(parse_json_body(request), serializer)
+    payload = validated(parse_json_body(request), serializer)
     ensemble = await _ensemble(payload["model"])
     with _refusals():
         check_fanout(len(request.body), ensemble)
@@ -220,7 +220,7 @@ def _check_continued(size: int, messages: list[dict], ensemble: Ensemble) -> Non
 CHAT_REQUEST = ChatCompletionRequestSerializer()
 
 
-def _validated(payload: dict, serializer: Serializer) -> dict:
+def validated(payload: dict, serializer: Serializer) -> dict:
     """Return the body as `serializer` validates it, or raise the 400 that names the param at fault."""
     try:
         return serializer.run_validation(payload)
