@@ -12,7 +12,7 @@ from django.views.decorators.http import require_safe
 
 from ..history import reads as history
 from ..leaderboard import board as leaderboards
-from ..leaderboard import sorting, windows
+from ..leaderboard import judges, sorting, windows
 from ..leaderboard.ratings import MIN_COMPARISONS
 from ..leaderboard.standing import Standing
 from ..models import RequestStatus
@@ -114,6 +114,8 @@ def leaderboard(request):
     return render(request, "ensemble/leaderboard.html", {
         "board": board, "sort": sort, "headers": _sort_headers(sort),
         "min_comparisons": MIN_COMPARISONS,
+        "judge_rules": {"p": judges.POSITION_BIAS_P, "ratio": judges.SELF_PREFERENCE_RATIO,
+                        "min": judges.MIN_PREFERENCES},
         "windows": [(key, label) for key, (label, *_) in windows.WINDOWS.items()],
         "ensembles": history.history_ensembles(),
         "win_rate_chart": charts.win_rate_intervals(board.standings, palette) if board.standings else "",
@@ -137,6 +139,7 @@ def leaderboard_json(request):
              "high": round(r.high, 1), "comparisons": r.comparisons, "provisional": r.provisional}
             for r in board.ratings
         ],
+        "voters": [audit.as_dict() for audit in board.voters],
         "win_rate_over_time": [
             {"bucket": bucket, "model": model, "participated": n, "wins": wins, "win_rate": wins / n}
             for bucket, model, n, wins in board.over_time
