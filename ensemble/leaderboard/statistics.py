@@ -70,7 +70,7 @@ def uniform_chi_square(groups: Mapping[int, Mapping[int, int]]) -> tuple[float, 
     with a single slot adds nothing.
     """
     statistic, df = 0.0, 0
-    for k, counts in groups.items():
+    for k, counts in sorted(groups.items()):  # one order, so that live and rolled-up sums agree to the bit
         n = sum(counts.values())
         if k < 2 or not n:
             continue
