@@ -93,6 +93,9 @@ accepts, and always prefers, a candidate tagged with its own model name.  An
 ``accept_only_self`` voter accepts and prefers the candidate tagged with its
 own name and no other (none when none is), whatever the qualities: a
 panel of them never agrees.
+A ``first_slot`` voter is position-biased: it accepts what an honest
+voter accepts and also, always, the candidate shown first (number 1), and
+prefers that one whatever the qualities, in text and JSON ballots alike.
 A ``garbage_ballot`` voter replies with prose that has no ballot in every
 format.  A ``constrained_only`` voter, like a small model, writes that prose
 when asked in text, but votes honestly in JSON when the ballot is
@@ -211,6 +214,7 @@ class Behaviour:
     size: int = 0  # pad generation answers to at least this many chars
     self_favour: bool = False  # as voter, prefer the candidate tagged with own name
     accept_only_self: bool = False  # as voter, accept (and prefer) only the candidate tagged with own name
+    first_slot: bool = False  # as voter, accept and prefer whichever candidate is shown first
     ignore_format: bool = False  # answer prose even when response_format asks for JSON
     ignore_tools: bool = False  # answer text even when tools are offered
     constrained_only: bool = False  # ballots: prose in text, an honest vote only when JSON is asked
@@ -482,6 +486,9 @@ def _vote(voter: str, behaviour: Behaviour, user_text: str) -> tuple[str, list[s
             preferred = own[0]
             accepted = sorted(set(accepted) | {preferred})
             reasoning = "I compared the answers; mine is clearly the best."
+    if behaviour.first_slot and candidates:
+        preferred = candidates[0]  # sorted by number: the one shown first
+        accepted = sorted(set(accepted) | {preferred})
     numbers = [str(c[0]) for c in accepted]
     choice = str(preferred[0]) if preferred else None
     if behaviour.huge_number_ballot:

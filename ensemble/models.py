@@ -312,6 +312,12 @@ class ModelDayRollup(models.Model):
     others_preferred = models.PositiveIntegerField(default=0)
     ballots_answered = models.PositiveIntegerField(default=0)
     ballots_unparseable = models.PositiveIntegerField(default=0)
+    # As a voter (leaderboard.judges): its preferences per (candidates shown, slot), and the
+    # agreement of those on other models' candidates with the winner.
+    agreement_ballots = models.PositiveIntegerField(default=0)
+    agreed_with_winner = models.PositiveIntegerField(default=0)
+    preference_slots = models.JSONField(
+        default=dict, help_text='Preferences it gave per slot: {"<candidates shown>:<slot>": count}.')
     latency_histogram = models.JSONField(
         default=dict, help_text="Successful calls per log latency bucket: {bucket: count} (ensemble.rollups).")
 

@@ -62,6 +62,7 @@ def numbers(board: leaderboards.Leaderboard) -> dict:
         "head_to_head": board.head_to_head,
         "over_time": board.over_time,
         "ratings": [(r.model, round(r.rating, 6), r.comparisons) for r in board.ratings],
+        "voters": [v.as_dict() for v in board.voters],  # the judges' audit (leaderboard.judges)
     }
 
 
@@ -75,6 +76,7 @@ def test_the_rollup_gives_the_live_numbers(history, window, ensemble):
 
     assert numbers(rolled) == numbers(live)
     assert live.standings and live.head_to_head
+    assert any(v.position_bias_p is not None and v.agreement_ballots for v in live.voters)
     for r, l in zip(rolled.standings, live.standings):
         assert r.median_latency_ms == pytest.approx(l.median_latency_ms, rel=statistics.HISTOGRAM_PRECISION)
 

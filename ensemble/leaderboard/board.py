@@ -21,9 +21,10 @@ from ..models import CompletionRequest, ModelDayRollup, PairDayRollup
 from . import ratings
 from .feedback import HumanFigures, human_figures
 from .counts import (
-    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, ballot_counts, candidate_counts, latency_counts, mark_counts,
-    pair_counts,
+    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, PREFERENCE_COUNTS, ballot_counts, candidate_counts,
+    latency_counts, mark_counts, pair_counts, preference_counts,
 )
+from .judges import Slots, VoterAudit, slots_from_json, voter_audits
 from .expressions import bucket_start
 from .sorting import DEFAULT_SORT, sort_standings
 from .standing import Standing
@@ -42,16 +43,12 @@ class Leaderboard:
     head_to_head: dict[tuple[str, str], int]
     ratings: list[ratings.Rating]
     over_time: list[tuple[datetime, str, int, int]]  # (bucket start, model, participated, wins)
+    voters: list[VoterAudit] = field(default_factory=list)  # the judges' audit, by model
 
     @cached_property
     def human(self) -> HumanFigures:
         """Return what feedback says of the models and judges, read live (two queries, only when asked for)."""
         return human_figures(since=self.since, ensemble=self.ensemble)
-
-    @property
-    def voters(self) -> list[str]:
-        """Return the models that answered ballots in the window, or whose ballots feedback judged."""
-        return sorted({s.model for s in self.standings if s.ballots_answered} | set(self.human.voters))
 
     @property
     def models(self) -> list[str]:
@@ -96,6 +93,7 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
         window=window, ensemble=ensemble, since=since,
         standings=sort_standings(list(standings.values()), sort),
         head_to_head=dict(totals.pairs), ratings=fitted, over_time=totals.series_rows(),
+        voters=voter_audits(standings, totals.slots),
     )
 
 
@@ -117,6 +115,7 @@ class _Totals:
     series: dict[tuple[datetime, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     latencies: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     pairs: Counter = field(default_factory=Counter)
+    slots: dict[str, Slots] = field(default_factory=lambda: defaultdict(Slots))  # voter's preferences per slot
 
     def row(self, model: str) -> Standing:
         return self.standings.setdefault(model, Standing(model))
@@ -141,7 +140,7 @@ class _Totals:
 
 
 def _add_live(totals: _Totals, scope: Q) -> None:
-    """Add the live history rows inside `scope` to `totals`: five GROUP BY queries."""
+    """Add the live history rows inside `scope` to `totals`: six GROUP BY queries."""
     for row in candidate_counts(scope, unit=totals.unit):
         totals.add_counts(row["model"], {name: row[name] for name in CANDIDATE_COUNTS})
         totals.add_series(bucket_start(row["bucket"]), row["model"], row["participated"], row["wins"])
@@ -149,6 +148,9 @@ def _add_live(totals: _Totals, scope: Q) -> None:
         totals.add_counts(row["author_model"], {name: row[name] for name in MARK_COUNTS})
     for row in ballot_counts(scope):
         totals.add_counts(row["voter_model"], {name: row[name] for name in BALLOT_COUNTS})
+    for row in preference_counts(scope):
+        totals.add_counts(row["voter_model"], {name: row[name] for name in PREFERENCE_COUNTS})
+        totals.slots[row["voter_model"]][(row["shown"], row["position"])] += row["preferences"]
     for row in latency_counts(scope):
         totals.latencies[row["model"]][row["latency_ms"]] += row["n"]
     for row in pair_counts(scope):
@@ -164,9 +166,11 @@ def _add_rollup(totals: _Totals, days: Q, ensemble: str) -> None:
     if ensemble:
         rows, pairs = rows.filter(ensemble=ensemble), pairs.filter(ensemble=ensemble)
     histograms: dict[str, Counter] = defaultdict(Counter)
-    for row in rows.values("day", "model", "latency_histogram", *CANDIDATE_COUNTS, *MARK_COUNTS, *BALLOT_COUNTS):
+    fields = (*CANDIDATE_COUNTS, *MARK_COUNTS, *BALLOT_COUNTS, *PREFERENCE_COUNTS)
+    for row in rows.values("day", "model", "latency_histogram", "preference_slots", *fields):
         model, day = row.pop("model"), row.pop("day")
         histograms[model].update(row.pop("latency_histogram"))
+        totals.slots[model].update(slots_from_json(row.pop("preference_slots")))
         totals.add_counts(model, row)
         bucket = utc_midnight(day if totals.unit == "day" else day.replace(day=1))
         totals.add_series(bucket, model, row["participated"], row["wins"])

@@ -8,7 +8,7 @@ from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, Floor, Greatest, Ln
 
 from ..models import ANSWERED, Ballot, BallotMark, CallStatus, Candidate
-from .expressions import TimeBucket
+from .expressions import JsonArrayLength, TimeBucket
 from .statistics import HISTOGRAM_STEPS
 
 
@@ -18,6 +18,7 @@ CANDIDATE_COUNTS = ("participated", "wins", "calls", "failed_calls", "ok_calls")
 MARK_COUNTS = ("marks_received", "accepted_received", "preferred_received", "self_marks", "self_preferred",
                "others_marks", "others_preferred")
 BALLOT_COUNTS = ("ballots_answered", "ballots_unparseable")
+PREFERENCE_COUNTS = ("agreement_ballots", "agreed_with_winner")
 
 
 def _day_group(by_day: bool) -> dict:
@@ -63,6 +64,23 @@ def ballot_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
         ballots_answered=Count("pk", filter=Q(status__in=("ok", "unparseable"))),
         ballots_unparseable=Count("pk", filter=Q(status="unparseable")),
     ).order_by()
+
+
+def preference_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
+    """Return per [day, ensemble,] voter model, number of candidates shown and slot: the
+    preferences it gave there, and of those on another model's candidate in a request with a
+    winner, how many went to the winner (judges.VoterAudit)."""
+    group = _day_group(by_day)
+    other_decided = Q(is_self=False, request__winner_index__isnull=False)
+    # A preference counts only with an acceptance (ensemble.voting): both are asked, so that an
+    # old row written otherwise cannot count as a preference the tally ignored.
+    return (BallotMark.objects.filter(scope, accepted=True, preferred=True)
+            .annotate(**group, shown=JsonArrayLength("ballot__shown_order"))
+            .values(*group, "voter_model", "shown", "position").annotate(
+                preferences=Count("pk"),
+                agreement_ballots=Count("pk", filter=other_decided),
+                agreed_with_winner=Count("pk", filter=other_decided & Q(candidate__is_winner=True)),
+            ).order_by())
 
 
 def pair_counts(scope: Q, *, by_day: bool = False) -> QuerySet:

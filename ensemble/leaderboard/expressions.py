@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
-from django.db.models import BooleanField, CharField, Expression, F, Func, QuerySet, Subquery
+from django.db.models import BooleanField, CharField, Expression, F, Func, IntegerField, QuerySet, Subquery
 
 
 class RequestIn(Expression):
@@ -67,3 +67,13 @@ BUCKET_PARSE = {13: "%Y-%m-%d %H", 10: "%Y-%m-%d", 7: "%Y-%m"}
 def bucket_start(text: str) -> datetime:
     """Return the moment a `TimeBucket` text names."""
     return datetime.strptime(text, BUCKET_PARSE[len(text)]).replace(tzinfo=dt_timezone.utc)
+
+
+class JsonArrayLength(Func):
+    """The number of items of a JSON array column (a ballot's `shown_order`: how many candidates it saw)."""
+
+    function = "json_array_length"  # SQLite (JSON1, built in)
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="jsonb_array_length", **extra)

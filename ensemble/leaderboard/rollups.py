@@ -36,9 +36,10 @@ from django.utils import timezone
 
 from ..models import CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
 from .counts import (
-    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, ballot_counts, candidate_counts, latency_histograms, mark_counts,
-    pair_counts,
+    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, PREFERENCE_COUNTS, ballot_counts, candidate_counts,
+    latency_histograms, mark_counts, pair_counts, preference_counts,
 )
+from .judges import Slots, slots_to_json
 from .expressions import TimeBucket
 from .windows import closed_until, utc_midnight
 
@@ -156,6 +157,14 @@ def day_aggregates(first: date, end: date) -> DayAggregates:
         add(row["day"], row, "author_model", MARK_COUNTS)
     for row in ballot_counts(scope, by_day=True):
         add(row["day"], row, "voter_model", BALLOT_COUNTS)
+    slots: dict[tuple[date, str, str], Slots] = defaultdict(Slots)
+    for row in preference_counts(scope, by_day=True):  # several rows per voter and day: one per slot
+        key = (date.fromisoformat(row["day"]), row["ensemble"], row["voter_model"])
+        for name in PREFERENCE_COUNTS:
+            models[key][name] = models[key].get(name, 0) + row[name]
+        slots[key][(row["shown"], row["position"])] += row["preferences"]
+    for key, counted in slots.items():
+        models[key]["preference_slots"] = slots_to_json(counted)
     for row in latency_histograms(scope):
         histogram = models[(date.fromisoformat(row["day"]), row["ensemble"], row["model"])]["latency_histogram"]
         histogram[str(row["bucket"])] = row["n"]

@@ -9,7 +9,8 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
 - acceptance / preference rate received: share of the counted marks on its candidates that
   accept / prefer them (self-votes are in when the ensemble counts them);
 - self-preference: how often its own ballots prefer its own candidate (every self mark, counted
-  or not) against how often other models' ballots prefer it;
+  or not) against how often other models' ballots prefer it; the judges' audit uses this same
+  pair of rates (leaderboard.judges);
 - invalid-ballot rate: unparseable ballots / ballots it answered (ok + unparseable);
 - error/timeout rate: generation calls that ended in error, timeout, too_large or late (abandoned by the
   straggler cut-off) / its generation calls, cancelled ones left out (the client left);
@@ -32,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ratings
+from .statistics import rate
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Standing:
     others_preferred: int = 0
     ballots_answered: int = 0
     ballots_unparseable: int = 0
+    agreement_ballots: int = 0  # as a voter: preferences on another model's candidate in decided requests
+    agreed_with_winner: int = 0  # of those, preferences that went to the winner (judges.VoterAudit)
     calls: int = 0
     failed_calls: int = 0
     ok_calls: int = 0
@@ -57,7 +61,7 @@ class Standing:
 
     @property
     def win_rate(self):
-        return _rate(self.wins, self.participated)
+        return rate(self.wins, self.participated)
 
     @property
     def win_interval(self):
@@ -65,28 +69,24 @@ class Standing:
 
     @property
     def acceptance_rate(self):
-        return _rate(self.accepted_received, self.marks_received)
+        return rate(self.accepted_received, self.marks_received)
 
     @property
     def preference_rate(self):
-        return _rate(self.preferred_received, self.marks_received)
+        return rate(self.preferred_received, self.marks_received)
 
     @property
     def self_preference_rate(self):
-        return _rate(self.self_preferred, self.self_marks)
+        return rate(self.self_preferred, self.self_marks)
 
     @property
     def others_preference_rate(self):
-        return _rate(self.others_preferred, self.others_marks)
+        return rate(self.others_preferred, self.others_marks)
 
     @property
     def invalid_ballot_rate(self):
-        return _rate(self.ballots_unparseable, self.ballots_answered)
+        return rate(self.ballots_unparseable, self.ballots_answered)
 
     @property
     def error_rate(self):
-        return _rate(self.failed_calls, self.calls)
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
+        return rate(self.failed_calls, self.calls)

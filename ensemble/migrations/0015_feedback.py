@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ensemble', '0013_request_consensus'),
+        ('ensemble', '0014_voter_day_rollup'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

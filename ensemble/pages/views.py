@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 from ..history import reads as history
 from ..history.feedback import feedback_record
 from ..leaderboard import board as leaderboards
-from ..leaderboard import sorting, windows
+from ..leaderboard import judges, sorting, windows
 from ..leaderboard.ratings import MIN_COMPARISONS
 from ..leaderboard.standing import Standing
 from ..models import FeedbackSource, RequestStatus
@@ -144,6 +144,8 @@ def leaderboard(request):
     return render(request, "ensemble/leaderboard.html", {
         "board": board, "sort": sort, "headers": _sort_headers(sort),
         "min_comparisons": MIN_COMPARISONS,
+        "judge_rules": {"p": judges.POSITION_BIAS_P, "ratio": judges.SELF_PREFERENCE_RATIO,
+                        "min": judges.MIN_PREFERENCES},
         "windows": [(key, label) for key, (label, *_) in windows.WINDOWS.items()],
         "ensembles": history.history_ensembles(),
         "win_rate_chart": charts.win_rate_intervals(board.standings, palette) if board.standings else "",
@@ -161,13 +163,14 @@ def leaderboard_json(request):
         "since": board.since,
         "generated_at": timezone.now(),
         "models": [{**standing_json(s), **board.human.model_json(s.model)} for s in board.standings],
-        "voters": [{"model": model, **board.human.voter_json(model)} for model in board.voters],
         "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
         "ratings": [
             {"model": r.model, "rank": r.rank, "rating": round(r.rating, 1), "low": round(r.low, 1),
              "high": round(r.high, 1), "comparisons": r.comparisons, "provisional": r.provisional}
             for r in board.ratings
         ],
+        # The judges' audit, and what human feedback says of each judge (read live, only here).
+        "voters": [{**audit.as_dict(), **board.human.voter_json(audit.model)} for audit in board.voters],
         "win_rate_over_time": [
             {"bucket": bucket, "model": model, "participated": n, "wins": wins, "win_rate": wins / n}
             for bucket, model, n, wins in board.over_time
