@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ensemble import views
-from ensemble.devserver import run_in_thread
+from ensemble.devtools.devserver import run_in_thread
 
 from .conftest import BACKEND_API_KEY
 
