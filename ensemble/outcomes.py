@@ -8,8 +8,8 @@ from functools import reduce
 from typing import Iterator
 
 from . import aggregation
-from .backend import Usage
-from .tools import answer_text, tool_calls_of
+from .formats.usage import Usage
+from .formats.tools import answer_text, tool_calls_of
 from .ensembles import Ensemble
 from .voting import Consensus, Mark
 

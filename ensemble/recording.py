@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import voting
-from .backend import MAX_TOKEN_COUNT, Usage
+from .formats.usage import MAX_TOKEN_COUNT, Usage
 from .inserts import RowInserter
 from .models import Ballot, BallotMark, Candidate, CompletionRequest
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome

@@ -26,18 +26,20 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from . import aggregation, ballot_formats, structured, voting
+from . import aggregation, ballot_formats, voting
 from .admission import admission_release
 from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
-    client_for_running_loop, monotonic_ms,
+    client_for_running_loop,
 )
 from .ensembles import Ensemble
+from .formats import structured
+from .formats.usage import monotonic_ms
 from .metrics import completion_observe
 from .recording import completion_record_async
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .rounds import RoundPolicy, run_round
-from .tools import tool_choice_unmet
+from .formats.tools import tool_choice_unmet
 
 logger = logging.getLogger(__name__)
 

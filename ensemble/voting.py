@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .tools import answer_text
+from .formats.tools import answer_text
 
 BALLOT_SYSTEM_PROMPT = (
     "You are one judge on a panel that reviews candidate answers to a conversation. "

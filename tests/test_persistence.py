@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ensemble.backend import Usage
+from ensemble.formats.usage import Usage
 from ensemble.ensembles import Ensemble
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome

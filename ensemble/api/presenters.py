@@ -6,7 +6,7 @@ import json
 import re
 
 from ..aggregation import PASSTHROUGH
-from ..backend import Usage
+from ..formats.usage import Usage
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
 from ..voting import Consensus
 

@@ -12,8 +12,8 @@ from rest_framework import serializers
 
 from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
 from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
-from ..structured import JSON_FORMATS
-from ..tools import tool_calls_of, unanswered_tool_message
+from ..formats.structured import JSON_FORMATS
+from ..formats.tools import tool_calls_of, unanswered_tool_message
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MESSAGES = 10_000

@@ -18,8 +18,8 @@ from .. import services
 from ..aggregation import CONCAT
 from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
-from ..structured import JSON_FORMATS
-from ..tools import unanswered_tool_message
+from ..formats.structured import JSON_FORMATS
+from ..formats.tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, consensus_header, details_header
 from .response_presenters import response_body, response_echo, stored_response_body

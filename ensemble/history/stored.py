@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from functools import reduce
 
 from .. import aggregation
-from ..backend import Usage
+from ..formats.usage import Usage
 from ..db import releases_connection
 from ..models import ANSWERED, CallStatus, Candidate, CompletionRequest
-from ..tools import answer_text
+from ..formats.tools import answer_text
 from ..voting import Consensus
 from .reads import parse_request_id
 
