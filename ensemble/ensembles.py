@@ -26,9 +26,9 @@ from django.db.models import Prefetch
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from . import aggregation
 from .db import releases_connection
 from .models import EnsembleDefinition, EnsembleMember
+from .voting.methods import ACCEPTANCE_VOTING, PASSTHROUGH, Method, method_named
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Ensemble:
     members: tuple[str, ...]
     self_vote: bool = True
     timeout: float = 60.0
-    aggregation: str = aggregation.ACCEPTANCE_VOTING
+    aggregation: str = ACCEPTANCE_VOTING  # a method's name: see `method`
     system_prompts: tuple[str, ...] = ()
     inner: tuple[Ensemble | None, ...] = ()  # a nested ensemble answers for that member
     judge_model: str = ""
@@ -74,6 +74,11 @@ class Ensemble:
         return self.members[position] if inner is None else inner.lead_model(0)
 
     @property
+    def method(self) -> Method:
+        """Return the aggregation method that turns the members' answers into one reply."""
+        return method_named(self.aggregation)
+
+    @property
     def metrics_name(self) -> str:
         """Return the ensemble's metrics label: names chosen by clients would make label values unbounded."""
         return self.name if self.origin == "config" else self.origin
@@ -92,7 +97,7 @@ def ensemble_default() -> Ensemble:
 def ensemble_passthrough(model: str) -> Ensemble:
     """Return the one-member "ensemble" that sends a request straight to backend model `model`."""
     return Ensemble(name=model, members=(model,), timeout=settings.TRIO_TIMEOUT,
-                    aggregation=aggregation.PASSTHROUGH, origin="passthrough")
+                    aggregation=PASSTHROUGH, origin="passthrough")
 
 
 def ensemble_from_spec(spec: dict) -> Ensemble:
@@ -121,8 +126,7 @@ def ensemble_label(method: str, members: tuple[str, ...]) -> str:
     Stored as the request's ensemble and as the model of the candidate it answers in an outer
     ensemble, so it is cut to fit those columns (with a digest, so that long names stay distinct).
     """
-    prefix = "ensemble" if method == aggregation.ACCEPTANCE_VOTING else method
-    label = f"{prefix}({','.join(members)})"
+    label = f"{method_named(method).label_prefix}({','.join(members)})"
     if len(label) <= LABEL_MAX_CHARS:
         return label
     digest = hashlib.sha256(label.encode()).hexdigest()[:12]
@@ -140,10 +144,7 @@ def ensemble_calls_max(ensemble: Ensemble) -> int:
     members = range(len(ensemble.members))
     generation = [1 if ensemble.subensemble(p) is None else ensemble_calls_max(ensemble.subensemble(p))
                   for p in members]
-    if ensemble.aggregation == aggregation.RANDOM:
-        return max(generation)
-    per_method = {aggregation.ACCEPTANCE_VOTING: len(members), aggregation.JUDGE: 1, aggregation.SYNTHESIZE: 1}
-    return sum(generation) + (per_method.get(ensemble.aggregation, 0) if len(members) > 1 else 0)
+    return ensemble.method.calls_max(generation)
 
 
 async def ensemble_for(model: str | dict) -> Ensemble | None:

@@ -11,7 +11,7 @@ answered, the request is `failed`; either way its error names the internal error
 with every candidate and ballot gathered so far.
 
 How the answers become one reply depends on the ensemble's aggregation method (see
-ensemble.aggregation): acceptance voting, a judge's ballot, a synthesizer's combined answer, one
+ensemble.voting.methods): acceptance voting, a judge's ballot, a synthesizer's combined answer, one
 randomly chosen member, every answer concatenated, or a plain model passed through. A nested
 ensemble answers for its member as a request of its own (`parent` set), run inside the outer one.
 """
@@ -26,7 +26,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from . import aggregation, ballot_formats, voting
+from . import voting
 from .admission import admission_release
 from .backend import (
     BackendClient, BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult,
@@ -39,12 +39,13 @@ from .metrics import completion_observe
 from .recording import completion_record_async
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .rounds import RoundPolicy, run_round
+from .voting import formats as ballot_formats, methods
 from .formats.tools import tool_choice_unmet
 
 logger = logging.getLogger(__name__)
 
 # Parameters a caller may set that are passed to every member's generation call and the
-# synthesizer's (not to ballots, which are asked in a ballot format: ensemble.ballot_formats).
+# synthesizer's (not to ballots, which are asked in a ballot format: ensemble.voting.formats).
 GENERATION_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
     "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice", "parallel_tool_calls",
@@ -91,7 +92,7 @@ def _forwarded(params: dict, ensemble: Ensemble) -> dict:
     `n` goes only to a pass-through model, which answers all n choices itself; an ensemble's
     members answer once each and `n` picks among their ranked answers.
     """
-    names = GENERATION_PARAMS + (("n",) if ensemble.aggregation == aggregation.PASSTHROUGH else ())
+    names = GENERATION_PARAMS + (("n",) if ensemble.method.passes_through else ())
     return {k: params[k] for k in names if k in params}
 
 
@@ -121,9 +122,10 @@ async def _run(outcome: CompletionOutcome, client: BackendClient, deadline_at: f
     try:
         await _generate_all(outcome, client, deadline_at)
         outcome.generation_ms = monotonic_ms(started)
-        aggregate = _AGGREGATE.get(outcome.ensemble.aggregation)
+        method = outcome.ensemble.method
+        aggregate = _STEPS.get(method.step)
         if aggregate is not None and sum(c.ok for c in outcome.candidates) > 1:
-            stage = outcome.ensemble.aggregation
+            stage = method.name
             aggregating = time.monotonic()
             await aggregate(outcome, client, deadline_at)
             outcome.voting_ms = monotonic_ms(aggregating)
@@ -168,10 +170,7 @@ def _round_policy(size: int, deadline_at: float) -> RoundPolicy:
 
 def _positions(outcome: CompletionOutcome) -> list[int]:
     """Return the ensemble positions of the members that answer: all, or for `random` the chosen one."""
-    size = len(outcome.ensemble.members)
-    if outcome.ensemble.aggregation == aggregation.RANDOM:
-        return [aggregation.random_member(outcome.id.hex, size)]
-    return list(range(size))
+    return outcome.ensemble.method.positions(outcome.id.hex, len(outcome.ensemble.members))
 
 
 async def _generate_all(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
@@ -226,7 +225,7 @@ def _held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> C
     one cut off at the client's own token limit (`length`): its JSON is unfinished, and OpenAI
     answers it as it is, with that finish reason.
     """
-    if not candidate.ok or outcome.ensemble.aggregation == aggregation.PASSTHROUGH:
+    if not candidate.ok or outcome.ensemble.method.passes_through:
         return candidate
     unmet = tool_choice_unmet(outcome.params, candidate.tool_calls)
     if unmet:
@@ -353,7 +352,7 @@ async def _judge(outcome: CompletionOutcome, client: BackendClient, deadline_at:
 async def _synthesize(outcome: CompletionOutcome, client: BackendClient, deadline_at: float) -> None:
     """Append the synthesizer's combined answer to `outcome.candidates` (index: after the members)."""
     texts = [c.text for c in outcome.candidates if c.ok]
-    prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts), _quote_limits())
+    prompt = methods.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts), _quote_limits())
     index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
     outcome.candidates.append(CandidateResult(index, model, "cancelled"))
     combined = await _call(client, index, model, prompt, outcome.params, outcome.ensemble.timeout, deadline_at)
@@ -364,8 +363,8 @@ def _quote_limits() -> voting.QuoteLimits:
     return voting.QuoteLimits(settings.TRIO_BALLOT_QUOTE_CHARS, settings.TRIO_BALLOT_PROMPT_QUOTE_CHARS)
 
 
-_AGGREGATE = {aggregation.ACCEPTANCE_VOTING: _vote_all, aggregation.JUDGE: _judge,
-              aggregation.SYNTHESIZE: _synthesize}
+# The extra round each method's `step` names.
+_STEPS = {methods.VOTE: _vote_all, methods.JUDGE_BALLOT: _judge, methods.SYNTHESIS: _synthesize}
 
 
 async def _ballot(client, ballot: BallotResult, outcome: CompletionOutcome, nonce: str,
@@ -393,7 +392,7 @@ async def _ballot(client, ballot: BallotResult, outcome: CompletionOutcome, nonc
 async def _ballot_reply(client, ballot: BallotResult, outcome: CompletionOutcome, nonce: str,
                         deadline_at: float) -> ChatResult:
     """Return the voter's reply to its ballot, asked in the format it answers (TRIO_BALLOT_FORMAT;
-    see ensemble.ballot_formats), and set `ballot.format` to the format asked. Under `auto`, a
+    see ensemble.voting.formats), and set `ballot.format` to the format asked. Under `auto`, a
     format the backend refuses is asked again at once in the next one, within the same deadline."""
     setting, model = settings.TRIO_BALLOT_FORMAT, ballot.voter_model
     shown_texts = [outcome.candidates[i].text for i in ballot.shown_order]
@@ -431,19 +430,17 @@ def _decide(outcome: CompletionOutcome) -> None:
         outcome.error = "; ".join(_failure(c) for c in outcome.candidates)
         return
     outcome.status = "ok" if len(succeeded) == len(outcome.candidates) else "partial"
-    if outcome.ensemble.aggregation == aggregation.CONCAT:
-        outcome.combined = aggregation.concat_reply([(c.model, c.text) for c in succeeded])
+    method = outcome.ensemble.method
+    if method.joins_answers:
+        outcome.combined = method.combined_reply([(c.model, c.text) for c in succeeded])
         return
     marks = [m for b in outcome.ballots if b.status == "ok" for m in b.marks]
     totals = voting.tally((c.index for c in succeeded), marks, self_vote=outcome.ensemble.self_vote)
-    ranking = voting.rank(totals)
-    synthesized = len(outcome.candidates) > len(outcome.ensemble.members) and outcome.candidates[-1].ok
-    if outcome.ensemble.aggregation == aggregation.SYNTHESIZE and synthesized:
-        # The combined answer wins; the members' answers follow in the tie-break order.
-        ranking = [outcome.candidates[-1].index] + [i for i in ranking if i != outcome.candidates[-1].index]
+    added = len(outcome.candidates) > len(outcome.ensemble.members) and outcome.candidates[-1].ok
+    ranking = method.ranked(voting.rank(totals), outcome.candidates[-1].index if added else None)
     for rank, index in enumerate(ranking, start=1):
         candidate = outcome.candidates[index]
         candidate.accepted, candidate.preferred, candidate.rank = totals[index].accepted, totals[index].preferred, rank
     outcome.winner_index = ranking[0]
-    if outcome.ensemble.aggregation in aggregation.VOTING_METHODS:
+    if method.votes:
         outcome.consensus = voting.consensus(totals, marks, ranking[0], low_below=settings.TRIO_LOW_CONSENSUS)

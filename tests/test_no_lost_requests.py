@@ -12,7 +12,8 @@ import httpx
 import openai
 import pytest
 
-from ensemble import aggregation, services, voting
+from ensemble import services, voting
+from ensemble.voting import methods
 from ensemble.api import streaming, views
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 
@@ -57,7 +58,7 @@ AFTER_FAN_OUT = {
     "generation": (services, "tool_choice_unmet", 1, "trio", "internal error in generation"),
     "acceptance_voting": (voting, "read_ballot", 0, "trio", "internal error in acceptance_voting"),
     "judge": (voting, "read_ballot", 0, ensemble("judge", judge_model="arbiter"), "internal error in judge"),
-    "synthesize": (aggregation, "synthesis_messages", 0, ensemble("synthesize", synthesize_model="writer"),
+    "synthesize": (methods, "synthesis_messages", 0, ensemble("synthesize", synthesize_model="writer"),
                    "internal error in synthesize"),
     "the decision": (voting, "tally", 0, "trio", "internal error in the decision"),
 }

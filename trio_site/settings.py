@@ -366,7 +366,7 @@ TRIO_BALLOT_MAX_TOKENS = env_number("TRIO_BALLOT_MAX_TOKENS", 200, cast=int, min
 # a request's ballots stay bounded however long the answers; a cut is marked inside its fence.
 TRIO_BALLOT_QUOTE_CHARS = env_number("TRIO_BALLOT_QUOTE_CHARS", 32_768, cast=int, minimum=256)
 TRIO_BALLOT_PROMPT_QUOTE_CHARS = env_number("TRIO_BALLOT_PROMPT_QUOTE_CHARS", 131_072, cast=int, minimum=256)
-# How ballots are asked (ensemble.ballot_formats): `auto` tries json_schema, then json_object, then
+# How ballots are asked (ensemble.voting.formats): `auto` tries json_schema, then json_object, then
 # text, remembering per model what its server accepts.
 TRIO_BALLOT_FORMAT = env_choice("TRIO_BALLOT_FORMAT", "auto", {"auto", "json_schema", "json_object", "text"})
 # Upper bound on simultaneous backend connections per worker (idle ones are kept for reuse).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..aggregation import PASSTHROUGH
+from ..voting.methods import PASSTHROUGH
 from ..formats.usage import Usage
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
 from ..voting import Consensus

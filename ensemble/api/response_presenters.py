@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ..aggregation import PASSTHROUGH
+from ..voting.methods import PASSTHROUGH
 from ..outcomes import CompletionOutcome, Reply
 from ..history.stored import StoredResponse
 from .errors import OpenAIError

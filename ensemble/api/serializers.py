@@ -10,7 +10,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
+from ..voting.methods import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
 from ..ensembles import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
 from ..formats.structured import JSON_FORMATS
 from ..formats.tools import tool_calls_of, unanswered_tool_message

@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
 from .. import services
-from ..aggregation import CONCAT
+from ..voting.methods import CONCAT
 from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome
 from ..formats.structured import JSON_FORMATS
