@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
-from .. import services
+from ..completion import service as services
 from ..voting.methods import CONCAT
 from ..ensembles import PREFIX, Ensemble, ensemble_calls_max, ensemble_for, ensemble_named, ensembles_all
 from ..outcomes import CompletionOutcome

@@ -23,7 +23,7 @@ import weakref
 
 from django.conf import settings
 
-from .metrics import ADMISSION_WAIT
+from ..metrics import ADMISSION_WAIT
 
 
 class _Slot:
