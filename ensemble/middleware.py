@@ -16,7 +16,7 @@ from django.middleware import common, security
 from .api.errors import error_body, openai_error
 from .backend import clients_close_for_running_loop
 from .middleware_base import HybridMiddleware
-from .recording import writer_close, writer_drain
+from .history.writer import writer_close, writer_drain
 
 API_PREFIX = "/v1"
 

@@ -19,7 +19,7 @@ from ensemble.formats.usage import Usage
 from ensemble.ensembles import Ensemble
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome
-from ensemble.recording import completion_record
+from ensemble.history.writer import completion_record
 from ensemble.voting import Mark
 
 pytestmark = pytest.mark.django_db

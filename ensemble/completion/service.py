@@ -31,7 +31,7 @@ from ..ensembles import Ensemble
 from ..formats.usage import monotonic_ms
 from ..metrics import completion_observe
 from ..outcomes import CandidateResult, CompletionOutcome
-from ..recording import completion_record_async
+from ..history.writer import completion_record_async
 from . import calls, steps
 from .fallback import fall_back
 from .rounds import run_round
