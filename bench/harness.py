@@ -23,7 +23,7 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from ensemble.devserver import free_port
+from ensemble.devtools.devserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

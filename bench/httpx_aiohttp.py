@@ -18,7 +18,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from ensemble import backend
+from ensemble.backend import client as backend
 
 
 class BackendClient(backend.BackendClient):

@@ -44,7 +44,7 @@ class BallotStatus(models.TextChoices):
 
 
 class BallotFormat(models.TextChoices):
-    """How a ballot was asked (ensemble.ballot_formats)."""
+    """How a ballot was asked (ensemble.voting.formats)."""
 
     JSON_SCHEMA = "json_schema", "json_schema"
     JSON_OBJECT = "json_object", "json_object"

@@ -7,10 +7,9 @@ from datetime import datetime
 from functools import reduce
 from typing import Iterator
 
-from . import aggregation
-from .backend import Usage
-from .tools import answer_text, tool_calls_of
 from .catalog.spec import Ensemble
+from .formats.tools import answer_text, tool_calls_of
+from .formats.usage import Usage
 from .voting import Consensus, Mark
 
 
@@ -68,7 +67,7 @@ class BallotResult:
     latency_ms: int = 0
     usage: Usage = field(default_factory=Usage)
     marks: list[Mark] = field(default_factory=list)
-    format: str = "text"  # the ballot format it was (last) asked in: ensemble.ballot_formats
+    format: str = "text"  # the ballot format it was (last) asked in: ensemble.voting.formats
 
 
 @dataclass
@@ -92,7 +91,7 @@ class CompletionOutcome:
     parent_id: uuid.UUID | None = None  # set on a nested ensemble's outcome
     children: list[CompletionOutcome] = field(default_factory=list)  # nested ensembles' outcomes
     combined: str | None = None  # the reply of `concat`, which has no winner
-    consensus: Consensus | None = None  # set by the decision of a voting method (aggregation.VOTING_METHODS)
+    consensus: Consensus | None = None  # set by the decision of a voting method (`Method.votes`)
     internal_error: bool = False  # decided by the service's fallback after an unexpected error; not stored
 
     @property
@@ -112,7 +111,7 @@ class CompletionOutcome:
         if self.combined is not None:
             usage = reduce(Usage.__add__, (c.usage for c in self.candidates if c.ok), Usage())
             return [Reply(self.combined, "stop", usage)]
-        if self.ensemble.aggregation == aggregation.PASSTHROUGH and self.winner and self.winner.backend_body:
+        if self.ensemble.method.passes_through and self.winner and self.winner.backend_body:
             return _backend_replies(self.winner, n)
         ranked = sorted((c for c in self.candidates if c.rank is not None), key=lambda c: c.rank)
         return [Reply(c.content, c.finish_reason or "stop", c.usage, c.tool_calls) for c in ranked[:n]]
@@ -126,7 +125,7 @@ class CompletionOutcome:
     @property
     def model_not_found(self) -> bool:
         """Return whether a pass-through request failed because the backend has no such model."""
-        return (self.ensemble.aggregation == aggregation.PASSTHROUGH and not self.answered
+        return (self.ensemble.method.passes_through and not self.answered
                 and any(c.reason == "http_404" for c in self.candidates))
 
     @property
@@ -136,7 +135,7 @@ class CompletionOutcome:
 
         Not 401/403 (Trio's backend key is at fault, not the caller) nor 404 (`model_not_found`).
         """
-        if self.ensemble.aggregation != aggregation.PASSTHROUGH or self.answered:
+        if not self.ensemble.method.passes_through or self.answered:
             return None
         statuses = {c.reason.removeprefix("http_") for c in self.candidates if c.reason.startswith("http_")}
         return next((int(s) for s in ("429", "400", "413", "422") if s in statuses), None)

@@ -32,8 +32,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
 
-from ensemble.devserver import run_in_thread  # noqa: E402
-from ensemble.fakebackend import Behaviour, FakeBackend  # noqa: E402
+from ensemble.devtools.devserver import run_in_thread  # noqa: E402
+from ensemble.devtools.fakebackend import Behaviour, FakeBackend  # noqa: E402
 
 BACKEND_API_KEY = "sk-trio-demo-backend"  # Trio → fake backend
 CLIENT_API_KEY = "trio-demo-key-not-for-production"  # demo → Trio, so the demo also works where API keys exist

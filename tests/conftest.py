@@ -10,9 +10,9 @@ import pytest
 from pytest_django.fixtures import _set_suffix_to_test_databases
 
 from ensemble.backend import clients_close_for_running_loop
-from ensemble.devserver import run_in_thread
-from ensemble.recording import writer_close
-from ensemble.fakebackend import FakeBackend
+from ensemble.devtools.devserver import run_in_thread
+from ensemble.history.writer import writer_close
+from ensemble.devtools.fakebackend import FakeBackend
 
 BACKEND_API_KEY = "sk-test-master-key"
 

@@ -2,7 +2,7 @@
 import pytest
 
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
-from ensemble.recording import completion_record
+from ensemble.history.writer import completion_record
 from tests.test_persistence import _outcome
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from ensemble.admission import admission_release, admitted
+from ensemble.completion.admission import admission_release, admitted
 
 QUESTION = [{"role": "user", "content": "Name a prime number."}]
 

@@ -6,8 +6,9 @@ import time
 import pytest
 
 from ensemble.backend import (
-    BackendBadResponse, BackendClient, BackendHTTPError, BackendTimeout, BackendUnavailable, Usage, normalize_base_url,
+    BackendBadResponse, BackendClient, BackendHTTPError, BackendTimeout, BackendUnavailable, normalize_base_url,
 )
+from ensemble.formats.usage import Usage
 from tests.conftest import BACKEND_API_KEY, backend_answering
 
 MESSAGES = [{"role": "user", "content": "hello"}]

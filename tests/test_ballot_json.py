@@ -2,7 +2,8 @@
 server refusing a ballot format (ballot_formats.is_refusal)."""
 import pytest
 
-from ensemble import ballot_formats, voting
+from ensemble import voting
+from ensemble.voting import formats as ballot_formats
 from ensemble.voting import ParsedBallot, UnreadableBallot
 
 HUGE = "9" * 5000  # more digits than int() (and so json.loads) reads

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from trio_site import settings as config
+from trio_site import env as config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ensemble.devserver import free_port
+from ensemble.devtools.devserver import free_port
 
 from .conftest import wait_for
 

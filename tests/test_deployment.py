@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from ensemble.devserver import free_port
+from ensemble.devtools.devserver import free_port
 from tests.conftest import BACKEND_API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent

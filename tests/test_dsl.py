@@ -7,11 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ensemble.backend import Usage
 from ensemble.catalog.spec import Ensemble
+from ensemble.formats.usage import Usage
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 from ensemble.outcomes import BallotResult, CandidateResult, CompletionOutcome
-from ensemble.recording import completion_record
+from ensemble.history.writer import completion_record
 from ensemble.voting import Mark
 
 QUESTION = [{"role": "user", "content": "Name a prime number."}]

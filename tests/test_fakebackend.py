@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ensemble.devserver import free_port, run_in_thread
-from ensemble.fakebackend import Behaviour, FakeBackend, parse_behaviour, parse_model_option
+from ensemble.devtools.devserver import free_port, run_in_thread
+from ensemble.devtools.fakebackend import Behaviour, FakeBackend, parse_behaviour, parse_model_option
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ensemble.devtools.devserver import run_in_thread
 from ensemble.serving import probes
-from ensemble.devserver import run_in_thread
 
 from .conftest import BACKEND_API_KEY
 

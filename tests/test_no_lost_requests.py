@@ -12,7 +12,9 @@ import httpx
 import openai
 import pytest
 
-from ensemble import aggregation, services, voting
+from ensemble import voting
+from ensemble.completion import calls, service
+from ensemble.voting import methods
 from ensemble.api import streaming, views
 from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
 
@@ -54,10 +56,10 @@ def assert_openai_error(body: dict, code: str = "internal_error"):
 # Where a fault strikes, what the fake backend answers meanwhile, and what the stored error names.
 AFTER_FAN_OUT = {
     # The second member's answer breaks the generation round: the first one's stands.
-    "generation": (services, "tool_choice_unmet", 1, "trio", "internal error in generation"),
+    "generation": (calls, "tool_choice_unmet", 1, "trio", "internal error in generation"),
     "acceptance_voting": (voting, "read_ballot", 0, "trio", "internal error in acceptance_voting"),
     "judge": (voting, "read_ballot", 0, ensemble("judge", judge_model="arbiter"), "internal error in judge"),
-    "synthesize": (aggregation, "synthesis_messages", 0, ensemble("synthesize", synthesize_model="writer"),
+    "synthesize": (methods, "synthesis_messages", 0, ensemble("synthesize", synthesize_model="writer"),
                    "internal error in synthesize"),
     "the decision": (voting, "tally", 0, "trio", "internal error in the decision"),
 }
@@ -90,7 +92,7 @@ def test_a_fault_after_the_fan_out_still_answers_and_stores_what_was_gathered(tr
 
 def test_a_fault_before_any_member_answered_is_an_openai_shaped_500_and_the_request_is_stored(trio, trio_settings,
                                                                                                monkeypatch):
-    monkeypatch.setattr(services, "tool_choice_unmet", failing())
+    monkeypatch.setattr(calls, "tool_choice_unmet", failing())
 
     response = chat(trio)
 
@@ -103,7 +105,7 @@ def test_a_fault_before_any_member_answered_is_an_openai_shaped_500_and_the_requ
 
 
 def test_a_fault_in_the_metrics_after_the_vote_is_stored_is_an_openai_shaped_500(trio, monkeypatch):
-    monkeypatch.setattr(services, "completion_observe", failing())
+    monkeypatch.setattr(service, "completion_observe", failing())
 
     response = chat(trio)
 
@@ -144,7 +146,7 @@ def test_a_stream_whose_vote_breaks_still_streams_the_fallback_answer(trio, slow
     assert "internal error in the decision" in CompletionRequest.objects.get().error
 
 
-@pytest.mark.parametrize("module, name", [(services, "completion_observe"), (streaming, "chat_completion_chunks")],
+@pytest.mark.parametrize("module, name", [(service, "completion_observe"), (streaming, "chat_completion_chunks")],
                          ids=["metrics", "presenter"])
 def test_a_stream_that_breaks_after_the_vote_ends_with_an_error_event_and_done(trio, slow_members, monkeypatch,
                                                                                module, name):
@@ -179,7 +181,7 @@ def test_the_responses_api_answers_by_the_fallback_when_the_vote_breaks(trio, tr
 
 
 def test_a_responses_stream_with_no_answer_after_an_internal_error_ends_failed(trio, slow_members, monkeypatch):
-    monkeypatch.setattr(services, "tool_choice_unmet", failing())
+    monkeypatch.setattr(calls, "tool_choice_unmet", failing())
 
     response = httpx.post(f"{trio}/v1/responses", json={"model": "trio", "input": "Hi", "stream": True}, timeout=30)
 

@@ -2,7 +2,7 @@
 import openai
 import pytest
 
-from ensemble.fakebackend import RETRY_AFTER_SECONDS
+from ensemble.devtools.fakebackend import RETRY_AFTER_SECONDS
 from ensemble.models import Ballot, Candidate, CompletionRequest
 
 QUESTION = [{"role": "user", "content": "What is the boiling point of water?"}]

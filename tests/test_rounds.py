@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from ensemble.rounds import RoundPolicy, run_round
+from ensemble.completion.rounds import RoundPolicy, run_round
 
 
 def policy(quorum, grace_seconds=0.0, grace_factor=0.0, deadline=5.0):

@@ -1,5 +1,5 @@
 """Structured ballots end to end, on the fake backend over HTTP: each voter is asked for a JSON
-ballot under a constrained response_format (TRIO_BALLOT_FORMAT, ensemble.ballot_formats), a server
+ballot under a constrained response_format (TRIO_BALLOT_FORMAT, ensemble.voting.formats), a server
 that refuses one is asked in the next format once per process, and each ballot stores its format."""
 import collections
 import os
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ensemble import ballot_formats, voting
+from ensemble import voting
+from ensemble.voting import formats as ballot_formats
 from ensemble.models import Ballot, Candidate, CompletionRequest
 
 QUESTION = [{"role": "user", "content": "Name a prime number."}]

@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 
-from ensemble.admission import admission_release
+from ensemble.completion.admission import admission_release
 from ensemble.backend import client_for_running_loop
 
 

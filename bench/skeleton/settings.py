@@ -16,7 +16,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
-# Trio's admission gate (ensemble.admission), with Trio's default: requests start in arrival order.
+# Trio's admission gate (ensemble.completion.admission), with Trio's default: requests start in arrival order.
 TRIO_ADMISSION_SLOTS = 3
 # What Trio's ensemble.backend.client_for_running_loop reads, with Trio's defaults; bench/stack_floor.py
 # sets the backend and the models, as bench/harness.py does for Trio.

@@ -4,7 +4,7 @@ from adrf.views import APIView
 from django.http import JsonResponse
 from django.urls import path
 
-from ensemble.admission import admitted
+from ensemble.completion.admission import admitted
 
 from .rounds import two_rounds
 

@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..catalog.spec import MAX_MEMBERS
-from ..structured import JSON_FORMATS
-from ..tools import tool_calls_of, unanswered_tool_message
+from ..formats.structured import JSON_FORMATS
+from ..formats.tools import tool_calls_of, unanswered_tool_message
 from .dsl import ModelField
 from .fields import (
     MAX_CONTENT_PARTS, NAME_SCHEMA, JSONValueField, StrictBooleanField, StrictCharField, StrictFloatField,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..aggregation import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
+from ..voting.methods import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
 from ..catalog.spec import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
 from .fields import JSONValueField, under
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..aggregation import PASSTHROUGH
-from ..backend import Usage
+from ..formats.usage import Usage
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
 from ..voting import Consensus
 
@@ -24,7 +23,7 @@ def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
     (Trio forwards the sampling parameters, `response_format` and `tools`, not `logprobs`), its `id`
     and `model` those of the stored request.
     """
-    if outcome.ensemble.aggregation == PASSTHROUGH and outcome.winner and outcome.winner.backend_body:
+    if outcome.ensemble.method.passes_through and outcome.winner and outcome.winner.backend_body:
         return {**outcome.winner.backend_body, "id": outcome.public_id, "model": outcome.ensemble.name}
     replies = outcome.replies(n)
     body = {
@@ -40,7 +39,7 @@ def chat_completion_body(outcome: CompletionOutcome, n: int = 1) -> dict:
         ],
         "usage": _usage(replies).as_dict(),
     }
-    if outcome.ensemble.aggregation != PASSTHROUGH:
+    if not outcome.ensemble.method.passes_through:
         body["trio"] = details(outcome, n)
     return body
 
@@ -76,7 +75,7 @@ def chat_completion_chunks(outcome: CompletionOutcome, n: int = 1, *, include_us
         chunks += [chunk(index, {"tool_calls": [{"index": position, **call}]})
                    for position, call in enumerate(reply.tool_calls)]
     chunks += [chunk(index, {}, reply.finish_reason) for index, reply in enumerate(replies)]
-    if outcome.ensemble.aggregation != PASSTHROUGH:
+    if not outcome.ensemble.method.passes_through:
         chunks[-1]["trio"] = details(outcome, n)
     if include_usage:
         chunks.append({**envelope, "choices": [], "usage": _usage(replies).as_dict()})

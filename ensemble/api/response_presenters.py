@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ..aggregation import PASSTHROUGH
+from ..voting.methods import PASSTHROUGH
 from ..outcomes import CompletionOutcome, Reply
 from ..history.stored import StoredResponse
 from .errors import OpenAIError
@@ -44,7 +44,7 @@ def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
     """Return the `response` object of a decided outcome, with the voting details under `trio`."""
     body = {**_started(outcome, echo), **_answered(outcome.id, outcome.replies(1)[0])}
     _completed_at(body, outcome.latency_ms)
-    if outcome.ensemble.aggregation != PASSTHROUGH:
+    if not outcome.ensemble.method.passes_through:
         body["trio"] = details(outcome)
     return body
 

@@ -23,7 +23,7 @@ from rest_framework import serializers
 
 from ..history import stored as stored_responses
 from ..models import ApiKey
-from ..structured import JSON_FORMATS
+from ..formats.structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
 from .dsl import ModelField
 from .fields import (

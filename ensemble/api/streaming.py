@@ -32,7 +32,7 @@ import orjson
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from .. import services
+from ..completion import service as services
 from ..outcomes import CompletionOutcome
 from .errors import InternalFailure, OpenAIError, completion_failed, error_body
 from .presenters import chat_completion_chunks

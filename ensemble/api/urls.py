@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from ..admission import admitted
+from ..completion.admission import admitted
 from . import feedback, views
 
 urlpatterns = [

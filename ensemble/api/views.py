@@ -15,11 +15,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
-from .. import services
 from ..catalog.registry import ensemble_for, ensemble_named, ensembles_all
 from ..catalog.spec import PREFIX, Ensemble, OverFanout, Refusal, check_concat, check_fanout
+from ..completion import service as services
+from ..formats.tools import unanswered_tool_message
 from ..outcomes import CompletionOutcome
-from ..tools import unanswered_tool_message
 from .errors import BodyTooLarge, InvalidRequest, ModelNotFound, UnsupportedMediaType, completion_failed
 from .presenters import chat_completion_body, consensus_header, details_header
 from .response_presenters import response_body, response_echo, stored_response_body

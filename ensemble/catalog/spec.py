@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .. import aggregation
-from ..structured import JSON_FORMATS
+from ..formats.structured import JSON_FORMATS
+from ..voting.methods import ACCEPTANCE_VOTING, PASSTHROUGH, Method, method_named
 
 DEFAULT_NAME = "trio"
 PREFIX = "trio:"
@@ -35,7 +35,7 @@ class Ensemble:
     members: tuple[str, ...]
     self_vote: bool = True
     timeout: float = 60.0
-    aggregation: str = aggregation.ACCEPTANCE_VOTING
+    aggregation: str = ACCEPTANCE_VOTING  # a method's name: see `method`
     system_prompts: tuple[str, ...] = ()
     inner: tuple[Ensemble | None, ...] = ()  # a nested ensemble answers for that member
     judge_model: str = ""
@@ -56,6 +56,11 @@ class Ensemble:
         return self.members[position] if inner is None else inner.lead_model(0)
 
     @property
+    def method(self) -> Method:
+        """Return the aggregation method that turns the members' answers into one reply."""
+        return method_named(self.aggregation)
+
+    @property
     def metrics_name(self) -> str:
         """Return the ensemble's metrics label: names chosen by clients would make label values unbounded."""
         return self.name if self.origin == "config" else self.origin
@@ -74,7 +79,7 @@ def ensemble_default() -> Ensemble:
 def ensemble_passthrough(model: str) -> Ensemble:
     """Return the one-member "ensemble" that sends a request straight to backend model `model`."""
     return Ensemble(name=model, members=(model,), timeout=settings.TRIO_TIMEOUT,
-                    aggregation=aggregation.PASSTHROUGH, origin="passthrough")
+                    aggregation=PASSTHROUGH, origin="passthrough")
 
 
 def ensemble_from_spec(spec: dict) -> Ensemble:
@@ -103,8 +108,7 @@ def ensemble_label(method: str, members: tuple[str, ...]) -> str:
     Stored as the request's ensemble and as the model of the candidate it answers in an outer
     ensemble, so it is cut to fit those columns (with a digest, so that long names stay distinct).
     """
-    prefix = "ensemble" if method == aggregation.ACCEPTANCE_VOTING else method
-    label = f"{prefix}({','.join(members)})"
+    label = f"{method_named(method).label_prefix}({','.join(members)})"
     if len(label) <= LABEL_MAX_CHARS:
         return label
     digest = hashlib.sha256(label.encode()).hexdigest()[:12]
@@ -122,10 +126,7 @@ def ensemble_calls_max(ensemble: Ensemble) -> int:
     members = range(len(ensemble.members))
     generation = [1 if ensemble.subensemble(p) is None else ensemble_calls_max(ensemble.subensemble(p))
                   for p in members]
-    if ensemble.aggregation == aggregation.RANDOM:
-        return max(generation)
-    per_method = {aggregation.ACCEPTANCE_VOTING: len(members), aggregation.JUDGE: 1, aggregation.SYNTHESIZE: 1}
-    return sum(generation) + (per_method.get(ensemble.aggregation, 0) if len(members) > 1 else 0)
+    return ensemble.method.calls_max(generation)
 
 
 class Refusal(ValueError):
@@ -157,7 +158,7 @@ def check_fanout(size: int, ensemble: Ensemble) -> None:
 def check_concat(params: dict, ensemble: Ensemble) -> None:
     """Raise Refusal for a JSON format, or tools the members may call, when a concat ensemble answers:
     its answer is every member's text under a heading, never the one JSON object or tool call those promise."""
-    if ensemble.aggregation != aggregation.CONCAT:
+    if not ensemble.method.joins_answers:
         return
     if params.get("response_format", {}).get("type") in JSON_FORMATS:
         raise Refusal("A concat ensemble joins every answer under a heading, which is not one JSON "

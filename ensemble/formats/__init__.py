@@ -1,5 +1,7 @@
-"""Plain values and text helpers shared by every layer (message text, for now).
+"""Plain values and text helpers every layer shares: message text, token usage, tool calls,
+structured output.
 
-Imports only the standard library: no Django, no ORM, no HTTP, so the fake backend and the voting
-code can use it as freely as the API.
+The bottom of the import order: these modules import nothing else from `ensemble` (only the
+standard library), no Django, no ORM and no HTTP, so the fake backend and the voting code can use
+them as freely as the API.
 """

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from .. import voting
 from ..models import Ballot, BallotMark, Candidate, CompletionRequest
-from ..tools import answer_text
+from ..formats.tools import answer_text
 
 # Columns fetched for history rows: never the conversation or answers (large JSON/text).
 HISTORY_FIELDS = ("id", "created_at", "ensemble", "prompt_excerpt", "status", "winner_model",

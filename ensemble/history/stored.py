@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import reduce
 
-from .. import aggregation
-from ..backend import Usage
+from ..formats.usage import Usage
 from ..db import releases_connection
 from ..models import ANSWERED, CallStatus, Candidate, CompletionRequest
-from ..tools import answer_text
+from ..formats.tools import answer_text
 from ..voting import Consensus
+from ..voting.methods import method_named
 from .reads import parse_request_id
 
 
@@ -45,8 +45,9 @@ def stored_response(*, response_id: str, api_key_id: int | None) -> StoredRespon
     if request.status not in ANSWERED:
         return StoredResponse(request)
     answered = list(request.candidates.filter(status=CallStatus.OK).order_by("index"))
-    if request.aggregation_method == aggregation.CONCAT:
-        text = aggregation.concat_reply([(c.model, answer_text(c.content, c.tool_calls)) for c in answered])
+    method = method_named(request.aggregation_method)
+    if method.joins_answers:
+        text = method.combined_reply([(c.model, answer_text(c.content, c.tool_calls)) for c in answered])
         usage = reduce(Usage.__add__, (_usage(c) for c in answered), Usage())
         return StoredResponse(request, {"role": "assistant", "content": text}, "stop", usage)
     winner = next((c for c in answered if c.is_winner), None)

@@ -3,7 +3,7 @@ worker stops."""
 from __future__ import annotations
 
 from ..backend import clients_close_for_running_loop
-from ..recording import writer_close, writer_drain
+from ..history.writer import writer_close, writer_drain
 
 
 class Lifespan:

@@ -6,12 +6,12 @@ Example::
         --model 'good:quality=0.9' --model 'flaky:fail_first=2' --model 'down:status=500'
 
 Any other model name is served with the default behaviour, and
-``name@spec`` model names work per request (see ensemble.fakebackend).
+``name@spec`` model names work per request (see ensemble.devtools.fakebackend).
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ensemble.fakebackend import Behaviour, FakeBackend, parse_behaviour, parse_model_option
+from ensemble.devtools.fakebackend import Behaviour, FakeBackend, parse_behaviour, parse_model_option
 from ensemble.management.arguments import port_number
 
 # uvicorn.config.LOG_LEVELS, spelled out so that parsing the options need not import uvicorn.
@@ -19,7 +19,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 class Command(BaseCommand):
-    """Run ensemble.fakebackend.FakeBackend under uvicorn until interrupted."""
+    """Run ensemble.devtools.fakebackend.FakeBackend under uvicorn until interrupted."""
 
     help = "Serve a fake OpenAI-compatible chat backend (for tests, demos and benchmarks)."
 

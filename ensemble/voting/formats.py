@@ -1,9 +1,9 @@
 """Ballot formats: how a voter is asked to reply, one small class each, in one registry.
 
-`json_schema` constrains the reply to `voting.BALLOT_SCHEMA` with OpenAI's structured outputs,
+`json_schema` constrains the reply to `ballot.BALLOT_SCHEMA` with OpenAI's structured outputs,
 `json_object` asks for JSON with the schema beside it (llama.cpp's server turns that `schema` into
 a grammar), `text` asks for the `ACCEPTED:` / `PREFERRED:` lines with no response_format. Whatever
-the format, the reply is read by `voting.read_ballot`, JSON first, then the text lines.
+the format, the reply is read by `parse.read_ballot`, JSON first, then the text lines.
 
 `TRIO_BALLOT_FORMAT=auto` asks each model in the first format it is known to answer: `json_schema`
 until it refuses one (`is_refusal`), then the next in `AUTO_ORDER`, at once and within the same
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from . import voting
+from .ballot import BALLOT_INSTRUCTIONS, BALLOT_SCHEMA, JSON_BALLOT_INSTRUCTIONS
 
 AUTO = "auto"
 
@@ -29,7 +29,7 @@ class BallotFormat:
     parameters it adds to the ballot call."""
 
     name: str
-    instructions: str = voting.JSON_BALLOT_INSTRUCTIONS
+    instructions: str = JSON_BALLOT_INSTRUCTIONS
     response_format: dict | None = None
 
     @property
@@ -41,17 +41,17 @@ class BallotFormat:
 class JsonSchema(BallotFormat):
     name = "json_schema"
     response_format = {"type": "json_schema",
-                       "json_schema": {"name": "ballot", "strict": True, "schema": voting.BALLOT_SCHEMA}}
+                       "json_schema": {"name": "ballot", "strict": True, "schema": BALLOT_SCHEMA}}
 
 
 class JsonObject(BallotFormat):
     name = "json_object"
-    response_format = {"type": "json_object", "schema": voting.BALLOT_SCHEMA}
+    response_format = {"type": "json_object", "schema": BALLOT_SCHEMA}
 
 
 class Text(BallotFormat):
     name = "text"
-    instructions = voting.BALLOT_INSTRUCTIONS
+    instructions = BALLOT_INSTRUCTIONS
 
 
 FORMATS: dict[str, BallotFormat] = {f.name: f for f in (JsonSchema(), JsonObject(), Text())}

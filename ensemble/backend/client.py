@@ -1,17 +1,7 @@
 """The only module that talks HTTP to the model backend (LiteLLM, Ollama's /v1, any OpenAI-compatible server).
 
-Errors, all raised from `BackendClient.chat` and translated here, at one boundary:
-
-    BackendError                 any failed call; `.reason` is a short machine-readable word,
-    │                            `.call_status` the status the call is stored with
-    ├── BackendTimeout           no complete answer within the call's timeout       reason "timeout"
-    ├── BackendUnavailable       connection refused / reset / DNS failure           reason "unavailable"
-    ├── BackendHTTPError         a non-2xx status; `.status_code`                    reason "http_<status>"
-    ├── BackendTooLarge          a 2xx answer longer than the client's              reason "too_large"
-    │                            `max_answer_bytes` (TRIO_MAX_ANSWER_BYTES), or a model
-    │                            list over MAX_MODEL_LIST_BYTES; reading stops there
-    └── BackendBadResponse       2xx but not JSON, not a chat completion, or empty  reason "bad_response"
-                                 (neither text nor well-formed tool calls)
+Every failure is raised from `BackendClient.chat` as one of the errors in `errors.py`, translated here at
+one boundary (`raise ... from exc`).
 
 Django's ASGI handler has no lifespan hook, so there is nowhere to open and close one client for
 the process. `client_for_running_loop()` creates one lazily per event loop instead: connections are
@@ -21,86 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
 
-from .loops import PerLoop
-from .tools import tool_calls_of
+from ..formats.tools import tool_calls_of
+from ..formats.usage import Usage
+from ..loops import PerLoop
+from .errors import BackendBadResponse, BackendHTTPError, BackendTimeout, BackendTooLarge, BackendUnavailable
 
 logger = logging.getLogger(__name__)
-
-
-class BackendError(Exception):
-    reason = "error"
-    call_status = "error"  # a CallStatus / BallotStatus value
-    retry_after = ""  # the backend's Retry-After header (HTTP errors only), relayed with a pass-through 429
-
-
-class BackendTimeout(BackendError):
-    reason = "timeout"
-    call_status = "timeout"
-
-
-class BackendTooLarge(BackendError):
-    reason = "too_large"
-    call_status = "too_large"
-
-
-class BackendUnavailable(BackendError):
-    reason = "unavailable"
-
-
-class BackendHTTPError(BackendError):
-    def __init__(self, status_code: int, message: str, *, retry_after: str = ""):
-        super().__init__(message)
-        self.status_code = status_code
-        self.reason = f"http_{status_code}"
-        self.retry_after = retry_after
-
-
-class BackendBadResponse(BackendError):
-    reason = "bad_response"
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-    @classmethod
-    def from_json(cls, data) -> "Usage":
-        """Return the usage block of a completion; missing or odd values count as 0."""
-        if not isinstance(data, dict):
-            return cls()
-        return cls(*(_as_int(data.get(key)) for key in ("prompt_tokens", "completion_tokens", "total_tokens")))
-
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.total_tokens + other.total_tokens,
-        )
-
-    def as_dict(self) -> dict:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-        }
-
-
-# No call uses anywhere near this many tokens; a count past it is a backend's bug, and sums of such
-# counts would outgrow the database's integer columns and even JSON encoding (64 bits).
-MAX_TOKEN_COUNT = 2**31 - 1
-
-
-def _as_int(value) -> int:
-    valid = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT
-    return value if valid else 0
 
 
 @dataclass(frozen=True)
@@ -319,8 +240,3 @@ async def clients_close_for_running_loop() -> None:
     """Close every client made on this event loop (called at ASGI lifespan shutdown)."""
     for client in (_clients.pop() or {}).values():
         await client.aclose()
-
-
-def monotonic_ms(start: float) -> int:
-    """Return the whole milliseconds elapsed since `start` (a time.monotonic() reading)."""
-    return int((time.monotonic() - start) * 1000)

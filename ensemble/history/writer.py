@@ -3,7 +3,7 @@
 Each process has a single writer thread (`WRITER`) with its own database connection. Completions
 that finish while it is busy are queued and written together, in one transaction of four bulk
 INSERTs (requests, candidates, ballots, marks), whatever their number, with SQL built once
-(`ensemble.inserts`). Why not one
+(`history/inserts.py`; the rows are built in `history/rows.py`). Why not one
 `sync_to_async` write per request: SQLite lets one writer in at a time and makes the others
 sleep-poll for the lock (up to 100 ms a nap), which turned 64 concurrent completions into a
 1.5 s p99 tail; one writer with group commit never contends inside a process, and PostgreSQL
@@ -25,13 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import voting
-from .backend import MAX_TOKEN_COUNT, Usage
-from .formats.text import last_user_text
-from .inserts import RowInserter
-from .loops import PerLoop
-from .models import Ballot, BallotMark, Candidate, CompletionRequest
-from .outcomes import BallotResult, CandidateResult, CompletionOutcome
+from ..loops import PerLoop
+from ..models import CompletionRequest
+from ..outcomes import CompletionOutcome
+from .rows import BALLOTS, CANDIDATES, MARKS, REQUESTS, ballot_row, candidate_row, mark_row, request_row
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +167,9 @@ def completions_record(outcomes: list[CompletionOutcome]) -> list[dict]:
     outcomes = [member for outcome in outcomes for member in outcome.family()]  # nested ensembles' too
     if not settings.TRIO_STORE_CONTENT:
         outcomes = [_without_content(o) for o in outcomes]
-    requests = [_request_row(o) for o in outcomes]
-    candidates = [_candidate_row(o, c) for o in outcomes for c in o.candidates]
-    ballots = [_ballot_row(o, b) for o in outcomes for b in o.ballots]
+    requests = [request_row(o) for o in outcomes]
+    candidates = [candidate_row(o, c) for o in outcomes for c in o.candidates]
+    ballots = [ballot_row(o, b) for o in outcomes for b in o.ballots]
     with transaction.atomic():
         REQUESTS.insert(requests)
         candidate_ids = iter(CANDIDATES.insert(candidates))
@@ -182,7 +179,7 @@ def completions_record(outcomes: list[CompletionOutcome]) -> list[dict]:
             candidate_rows = [(next(candidate_ids), c.model) for c in outcome.candidates]
             for ballot in outcome.ballots:
                 ballot_id = next(ballot_ids)
-                marks.extend(_mark_row(outcome, ballot, ballot_id, candidate_rows[m.candidate], position, m)
+                marks.extend(mark_row(outcome, ballot, ballot_id, candidate_rows[m.candidate], position, m)
                              for position, m in enumerate(ballot.marks, start=1))
         MARKS.insert(marks)
     return requests
@@ -196,100 +193,3 @@ def _without_content(outcome: CompletionOutcome) -> CompletionOutcome:
         candidates=[dataclasses.replace(c, content="", tool_calls=[]) for c in outcome.candidates],
         ballots=[dataclasses.replace(b, raw_text="") for b in outcome.ballots],
     )
-
-
-REQUESTS = RowInserter(CompletionRequest, [
-    "id", "created_at", "ensemble", "members", "messages", "params", "prompt_excerpt", "status", "error",
-    "winner_model", "winner_index", "voter_count", "latency_ms", "generation_ms", "voting_ms",
-    "prompt_tokens", "completion_tokens", "total_tokens", "api_key_id", "aggregation_method", "parent_id",
-    "consensus_score", "consensus_preferred_share", "consensus_margin", "consensus_low",
-])
-CANDIDATES = RowInserter(Candidate, [
-    "request_id", "index", "model", "content", "tool_calls", "status", "error", "finish_reason", "latency_ms",
-    "accepted_count", "preferred_count", "rank", "is_winner", "prompt_tokens", "completion_tokens",
-    "total_tokens",
-], returning_pk=True)
-BALLOTS = RowInserter(Ballot, [
-    "request_id", "voter_index", "voter_model", "shown_order", "raw_text", "status", "error", "latency_ms",
-    "prompt_tokens", "completion_tokens", "total_tokens", "format",
-], returning_pk=True)
-MARKS = RowInserter(BallotMark, [
-    "ballot_id", "request_id", "candidate_id", "voter_model", "author_model", "position", "accepted", "preferred",
-    "is_self", "counted",
-])
-
-
-def _request_row(outcome: CompletionOutcome) -> dict:
-    winner = outcome.winner
-    return dict(
-        id=outcome.id, created_at=outcome.created_at, ensemble=outcome.ensemble.name,
-        members=list(outcome.ensemble.members), messages=outcome.messages, params=outcome.params,
-        prompt_excerpt=last_user_text(outcome.messages)[:300], status=outcome.status,
-        error=_storable(outcome.error), winner_model=winner.model if winner else "",
-        winner_index=outcome.winner_index, voter_count=outcome.counted_ballots,
-        latency_ms=outcome.latency_ms, generation_ms=outcome.generation_ms,
-        voting_ms=outcome.voting_ms, **_usage_columns(outcome.total_usage),
-        api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
-        parent_id=outcome.parent_id, **_consensus_columns(outcome.consensus),
-    )
-
-
-def _consensus_columns(consensus: voting.Consensus | None) -> dict:
-    """Return the request row's consensus columns (`consensus_<field>`): all null without a consensus."""
-    fields = consensus.as_dict() if consensus else dict.fromkeys(("score", "preferred_share", "margin", "low"))
-    return {f"consensus_{name}": value for name, value in fields.items()}
-
-
-def _candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
-    return dict(
-        request_id=outcome.id, index=c.index, model=c.model, content=_storable(c.content),
-        tool_calls=[_storable_tool_call(call) for call in c.tool_calls], status=c.status,
-        error=_storable(c.error), finish_reason=_storable(c.finish_reason)[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
-        accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
-        is_winner=c.index == outcome.winner_index, **_usage_columns(c.usage),
-    )
-
-
-# The backend's word, kept as it came; PostgreSQL refuses a longer value than the column holds.
-FINISH_REASON_MAX = Candidate._meta.get_field("finish_reason").max_length
-
-
-def _ballot_row(outcome: CompletionOutcome, b: BallotResult) -> dict:
-    return dict(
-        request_id=outcome.id, voter_index=b.voter_index, voter_model=b.voter_model,
-        shown_order=b.shown_order, raw_text=_storable(b.raw_text), status=b.status, error=_storable(b.error),
-        latency_ms=b.latency_ms, **_usage_columns(b.usage), format=b.format,
-    )
-
-
-def _mark_row(outcome, ballot: BallotResult, ballot_id, candidate: tuple, position: int, mark) -> dict:
-    candidate_id, author_model = candidate
-    return dict(
-        ballot_id=ballot_id, request_id=outcome.id, candidate_id=candidate_id, voter_model=ballot.voter_model,
-        author_model=author_model, position=position, accepted=mark.accepted, preferred=mark.preferred,
-        is_self=mark.is_self, counted=voting.counts(mark, self_vote=outcome.ensemble.self_vote),
-    )
-
-
-def _usage_columns(usage: Usage) -> dict:
-    """Return `usage` as its three columns, each capped at what the column holds: the counts are
-    the backend's (each call's at most MAX_TOKEN_COUNT, PostgreSQL's integer), but a request's sum
-    over its calls can pass that, and must not make the database refuse the request's history."""
-    return {column: min(count, MAX_TOKEN_COUNT) for column, count in usage.as_dict().items()}
-
-
-def _storable(text: str) -> str:
-    """Return backend-supplied `text` with any NUL replaced by U+FFFD.
-
-    PostgreSQL refuses NUL in text columns, failing the whole batch's write; requests are refused
-    with NUL at the API, but answers, ballots and error bodies come from the backend as they are.
-    """
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
-
-
-def _storable_tool_call(call: dict) -> dict:
-    """Return a backend's tool call (as `tools.tool_calls_of` keeps it) with its strings `_storable`:
-    PostgreSQL refuses NUL in jsonb too."""
-    function = call["function"]
-    return {"id": _storable(call["id"]), "type": "function",
-            "function": {"name": _storable(function["name"]), "arguments": _storable(function["arguments"])}}

@@ -22,8 +22,8 @@ import time
 
 from django.conf import settings
 
-from .loops import PerLoop
-from .metrics import ADMISSION_WAIT
+from ..loops import PerLoop
+from ..metrics import ADMISSION_WAIT
 
 
 class _Slot:
