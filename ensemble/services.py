@@ -33,7 +33,9 @@ from .backend import (
     client_for_running_loop, monotonic_ms,
 )
 from .ensembles import Ensemble
+from .costs import call_cost
 from .metrics import completion_observe
+from .pricing import prices_current
 from .recording import completion_record_async
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .rounds import RoundPolicy, run_round
@@ -69,6 +71,7 @@ async def completion_create(
     """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
     client = client or client_for_running_loop()
     outcome = _new_outcome(ensemble, messages, _forwarded(params, ensemble), api_key_id)
+    outcome.prices = await prices_current()  # once per request, nested ensembles' included
     deadline_at = time.monotonic() + settings.TRIO_DEADLINE
     try:
         await _run(outcome, client, deadline_at)
@@ -98,6 +101,7 @@ def _new_outcome(ensemble: Ensemble, messages: list[dict], params: dict, api_key
     return CompletionOutcome(
         id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble, messages=messages, params=params,
         api_key_id=api_key_id, parent_id=parent.id if parent else None,
+        prices=parent.prices if parent else {},
     )
 
 
@@ -211,7 +215,7 @@ async def _generate(client, index: int, position: int, outcome: CompletionOutcom
         # Held like a backend member: a nested concat, say, joins JSON answers into prose.
         return _held_to_format(await _generate_nested(client, index, inner, messages, outcome, deadline_at), outcome)
     candidate = await _call(client, index, ensemble.members[position], messages, outcome.params, ensemble.timeout,
-                            deadline_at)
+                            deadline_at, outcome.prices)
     return _held_to_format(candidate, outcome)
 
 
@@ -247,7 +251,7 @@ def _with_system_prompt(messages: list[dict], prompt: str) -> list[dict]:
 
 
 async def _call(client, index: int, model: str, messages: list[dict], params: dict, timeout: float,
-                deadline_at: float) -> CandidateResult:
+                deadline_at: float, prices) -> CandidateResult:
     """Return candidate `index`: what one backend call of `model` answered, or why it did not."""
     started = time.monotonic()
     try:
@@ -258,7 +262,7 @@ async def _call(client, index: int, model: str, messages: list[dict], params: di
     return CandidateResult(
         index, model, "ok", content=result.content, tool_calls=result.tool_calls,
         finish_reason=result.finish_reason, latency_ms=monotonic_ms(started), usage=result.usage,
-        backend_body=result.body,
+        backend_body=result.body, cost_usd=call_cost(result.cost_usd, model, result.usage, prices),
     )
 
 
@@ -279,7 +283,7 @@ async def _generate_nested(client, index: int, ensemble: Ensemble, messages: lis
         inner.status, inner.error = "cancelled", "abandoned: the outer ensemble stopped waiting for it"
         raise
     candidate = CandidateResult(index, ensemble.name, "ok", latency_ms=monotonic_ms(started),
-                                usage=inner.total_usage, request_id=inner.id)
+                                usage=inner.total_usage, request_id=inner.id, cost_usd=inner.cost_total)
     if not inner.answered:
         candidate.status = "timeout" if inner.all_timed_out else "error"
         candidate.error = f"{inner.public_id}: {inner.error}"
@@ -354,7 +358,8 @@ async def _synthesize(outcome: CompletionOutcome, client: BackendClient, deadlin
     prompt = aggregation.synthesis_messages(outcome.messages, texts, voting.fence_nonce(texts), _quote_limits())
     index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
     outcome.candidates.append(CandidateResult(index, model, "cancelled"))
-    combined = await _call(client, index, model, prompt, outcome.params, outcome.ensemble.timeout, deadline_at)
+    combined = await _call(client, index, model, prompt, outcome.params, outcome.ensemble.timeout, deadline_at,
+                           outcome.prices)
     outcome.candidates[index] = _held_to_format(combined, outcome)
 
 
@@ -378,6 +383,7 @@ async def _ballot(client, ballot: BallotResult, outcome: CompletionOutcome, nonc
         ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)
         return ballot
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage
+    ballot.cost_usd = call_cost(result.cost_usd, ballot.voter_model, result.usage, outcome.prices)
     try:
         parsed = voting.read_ballot(result.content, len(ballot.shown_order))
     except voting.UnreadableBallot as exc:
