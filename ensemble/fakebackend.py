@@ -539,7 +539,7 @@ async def _send_bytes(send, status: int, body: bytes,
     headers = [(b"content-type", content_type),
                (b"content-length", str(len(body)).encode())]
     if cost is not None:
-        headers.append((b"x-litellm-response-cost", cost.encode("latin-1")))
+        headers.append((b"x-litellm-response-cost", cost.encode("latin-1", "replace")))
     if status == 429:
         headers.append((b"retry-after", RETRY_AFTER_SECONDS))
     await send({"type": "http.response.start", "status": status, "headers": headers})
