@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from ..costs import cost_number
 from ..history import reads as history
 from ..leaderboard import board as leaderboards
 from ..leaderboard import sorting, windows
@@ -90,6 +91,8 @@ COLUMNS = (
     ("invalid_ballot_rate", "Invalid ballots", "Unparseable ballots / ballots it answered"),
     ("error_rate", "Errors/timeouts", "Failed or timed-out answers / answer calls"),
     ("median_latency_ms", "Median latency", "Median latency of its successful answers"),
+    ("cost", "Cost", "Known cost of its calls, answers and ballots, in USD"),
+    ("cost_per_win", "Cost per win", "Cost of its calls / its wins"),
 )
 
 
@@ -130,6 +133,7 @@ def leaderboard_json(request):
         "ensemble": board.ensemble or None,
         "since": board.since,
         "generated_at": timezone.now(),
+        "cost_per_request": cost_number(board.cost_per_request),
         "models": [standing_json(s) for s in board.standings],
         "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
         "ratings": [
@@ -159,4 +163,5 @@ def standing_json(standing: Standing) -> dict:
         "ballots_answered": standing.ballots_answered, "invalid_ballot_rate": standing.invalid_ballot_rate,
         "calls": standing.calls, "error_rate": standing.error_rate,
         "median_latency_ms": standing.median_latency_ms,
+        "cost": cost_number(standing.cost), "cost_per_win": cost_number(standing.cost_per_win),
     }
