@@ -1,10 +1,10 @@
-"""Admin: vote history and its feedback read-only, API keys revocable, named ensembles editable."""
+"""Admin: vote history and its feedback read-only, API keys revocable, named ensembles and model prices editable."""
 from django.contrib import admin, messages
 
 from .catalog.spec import MAX_MEMBERS
 from .keys import api_keys_revoke
 from .models import (
-    ApiKey, Ballot, BallotMark, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember, Feedback,
+    ApiKey, Ballot, BallotMark, Candidate, CompletionRequest, EnsembleDefinition, EnsembleMember, Feedback, ModelPrice,
 )
 
 
@@ -22,14 +22,14 @@ class ReadOnlyMixin:
 class CandidateInline(ReadOnlyMixin, admin.TabularInline):
     model = Candidate
     fields = ("index", "model", "status", "is_winner", "rank", "accepted_count", "preferred_count",
-              "latency_ms", "total_tokens", "finish_reason", "error", "content", "tool_calls")
+              "latency_ms", "total_tokens", "cost_usd", "finish_reason", "error", "content", "tool_calls")
     readonly_fields = fields
     extra = 0
 
 
 class BallotInline(ReadOnlyMixin, admin.TabularInline):
     model = Ballot
-    fields = ("voter_index", "voter_model", "status", "shown_order", "latency_ms", "raw_text", "error")
+    fields = ("voter_index", "voter_model", "status", "shown_order", "latency_ms", "cost_usd", "raw_text", "error")
     readonly_fields = fields
     extra = 0
 
@@ -37,7 +37,7 @@ class BallotInline(ReadOnlyMixin, admin.TabularInline):
 @admin.register(CompletionRequest)
 class CompletionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("created_at", "prompt_excerpt", "ensemble", "aggregation_method", "status", "winner_model",
-                    "voter_count", "consensus_score", "latency_ms", "total_tokens")
+                    "voter_count", "consensus_score", "latency_ms", "total_tokens", "cost_total")
     list_filter = ("status", "ensemble", "aggregation_method", "winner_model", "consensus_low", "created_at")
     search_fields = ("prompt_excerpt",)
     date_hierarchy = "created_at"
@@ -141,3 +141,11 @@ class EnsembleDefinitionAdmin(admin.ModelAdmin):
     fields = ("name", "description", "aggregation_method", "judge_model", "synthesize_model", "self_vote", "timeout")
     inlines = [EnsembleMemberInline]
 
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Prices that cost a call whose backend states no cost; running workers see a change within seconds."""
+
+    list_display = ("model", "input_usd_per_million", "output_usd_per_million", "updated_at")
+    search_fields = ("model",)
+    fields = ("model", "input_usd_per_million", "output_usd_per_million")

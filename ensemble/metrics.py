@@ -27,6 +27,10 @@ BACKEND_CALLS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
 BALLOTS = Counter("trio_ballots", "Ballots cast in voting rounds, by voter and result.", ["voter_model", "status"])
+COST = Counter(
+    "trio_backend_cost_usd", "Known cost of backend calls in USD (ensemble.formats.costs), by model; calls of unknown cost add nothing.",
+    ["model"],
+)
 WINS = Counter("trio_wins", "Completions won, by model.", ["ensemble", "model"])
 ADMISSION_WAIT = Histogram(
     "trio_admission_wait_seconds",
@@ -85,6 +89,7 @@ def completion_observe(outcome: CompletionOutcome) -> None:
         voter = model_label(b.voter_model)
         BACKEND_CALLS.labels(voter, "voting", b.status).observe(b.latency_ms / 1000)
         BALLOTS.labels(voter, b.status).inc()
+    _cost_observe(outcome, model_label)
     if outcome.winner is not None:
         WINS.labels(label, model_label(outcome.winner.model)).inc()
     logger.info(
@@ -98,6 +103,16 @@ def completion_observe(outcome: CompletionOutcome) -> None:
                         for c in outcome.candidates],
         },
     )
+
+
+def _cost_observe(outcome: CompletionOutcome, model_label: Callable[[str], str]) -> None:
+    """Add the known cost of the outcome's own backend calls: a nested ensemble's candidate is left
+    out, its calls are counted with its own outcome."""
+    calls = [(c.model, c.cost_usd) for c in outcome.candidates if c.request_id is None]
+    calls += [(b.voter_model, b.cost_usd) for b in outcome.ballots]
+    for model, cost in calls:
+        if cost is not None:
+            COST.labels(model_label(model)).inc(float(cost))
 
 
 def _model_labeller(outcome: CompletionOutcome) -> Callable[[str], str]:

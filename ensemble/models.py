@@ -60,6 +60,12 @@ class UsageFields(models.Model):
         abstract = True
 
 
+def cost_field(help_text: str) -> models.DecimalField:
+    """Return a cost column in USD (ensemble.formats.costs): null is unknown, never 0. Decimal, not float, so
+    that PostgreSQL's sums are exact; 18 digits with 10 places hold up to 10**8 USD."""
+    return models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True, help_text=help_text)
+
+
 class CompletionRequest(UsageFields):
     """One call to /v1/chat/completions and its outcome. Usage fields are the ensemble's total."""
 
@@ -88,6 +94,9 @@ class CompletionRequest(UsageFields):
     consensus_preferred_share = models.FloatField(null=True, blank=True, help_text="Share of them that also preferred it.")
     consensus_margin = models.IntegerField(null=True, blank=True, help_text="The winner's counted acceptances minus the runner-up's.")
     consensus_low = models.BooleanField(null=True, blank=True, help_text="Score below TRIO_LOW_CONSENSUS when stored, or no other voter judged the winner.")
+    # Over every backend call of the request, nested ensembles' included (CompletionOutcome.cost_total).
+    cost_total = cost_field("USD: the sum of its calls' known costs; empty when none is known.")
+    cost_unknown_calls = models.PositiveIntegerField(default=0, help_text="Its calls whose cost is unknown.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -133,6 +142,7 @@ class Candidate(UsageFields):
     preferred_count = models.PositiveSmallIntegerField(default=0)
     rank = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 is the winner.")
     is_winner = models.BooleanField(default=False)
+    cost_usd = cost_field("USD; a nested ensemble's is its whole request's. Empty: unknown.")
 
     class Meta:
         ordering = ["request", "index"]
@@ -163,6 +173,7 @@ class Ballot(UsageFields):
     latency_ms = models.PositiveIntegerField(default=0)
     format = models.CharField(max_length=16, choices=BallotFormat.choices, default=BallotFormat.TEXT,
                               help_text="How the ballot was asked: a JSON-constrained response_format or text.")
+    cost_usd = cost_field("USD; empty: unknown.")
 
     class Meta:
         ordering = ["request", "voter_index"]
@@ -318,6 +329,12 @@ class ModelDayRollup(models.Model):
     agreed_with_winner = models.PositiveIntegerField(default=0)
     preference_slots = models.JSONField(
         default=dict, help_text='Preferences it gave per slot: {"<candidates shown>:<slot>": count}.')
+    generation_cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0,
+                                              help_text="The known costs of its candidates, USD.")
+    generation_costed_calls = models.PositiveIntegerField(default=0, help_text="Its candidates with a known cost.")
+    ballot_cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0,
+                                          help_text="The known costs of its ballots, USD.")
+    ballot_costed_calls = models.PositiveIntegerField(default=0, help_text="Its ballots with a known cost.")
     latency_histogram = models.JSONField(
         default=dict, help_text="Successful calls per log latency bucket: {bucket: count} (ensemble.rollups).")
 
@@ -327,6 +344,22 @@ class ModelDayRollup(models.Model):
 
     def __str__(self):
         return f"{self.model} in {self.ensemble} on {self.day}"
+
+
+class EnsembleDayRollup(models.Model):
+    """One ensemble's top-level requests with a known cost on one closed UTC day, and their cost (cost_per_request)."""
+
+    day = models.DateField()
+    ensemble = models.CharField(max_length=200)
+    costed_requests = models.PositiveIntegerField()
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=10)
+
+    class Meta:
+        ordering = ["day", "ensemble"]
+        constraints = [models.UniqueConstraint(fields=["day", "ensemble"], name="ensemble_day_rollup_unique")]
+
+    def __str__(self):
+        return f"{self.ensemble} on {self.day}"
 
 
 class PairDayRollup(models.Model):
@@ -404,6 +437,27 @@ class EnsembleMember(models.Model):
 
     class Meta:
         ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.model
+
+
+# --- model prices ------------------------------------------------------------------------------
+# Configuration, edited in the admin, read by ensemble.catalog.prices (each process keeps them a few seconds).
+
+
+class ModelPrice(models.Model):
+    """A backend model's price, which costs its calls whose backend states no cost (ensemble.formats.costs)."""
+
+    model = models.CharField(max_length=200, unique=True, help_text="Backend model name, as the ensemble names it.")
+    input_usd_per_million = models.DecimalField(max_digits=18, decimal_places=10, validators=[MinValueValidator(0)],
+                                                help_text="USD per million prompt tokens.")
+    output_usd_per_million = models.DecimalField(max_digits=18, decimal_places=10, validators=[MinValueValidator(0)],
+                                                 help_text="USD per million completion tokens.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
 
     def __str__(self):
         return self.model

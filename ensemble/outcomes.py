@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from functools import reduce
 from typing import Iterator
 
 from .catalog.spec import Ensemble
+from .formats.costs import Price, cost_sum
 from .formats.tools import answer_text, tool_calls_of
 from .formats.usage import Usage
 from .voting import Consensus, Mark
@@ -33,6 +36,7 @@ class CandidateResult:
     retry_after: str = ""  # the Retry-After of a backend that refused the call; not stored
     request_id: uuid.UUID | None = None  # a nested ensemble's own request
     backend_body: dict | None = field(default=None, repr=False)  # the backend's own JSON; not stored
+    cost_usd: Decimal | None = None  # ensemble.formats.costs; a nested ensemble's: its request's cost_total
 
     @property
     def ok(self) -> bool:
@@ -68,6 +72,7 @@ class BallotResult:
     usage: Usage = field(default_factory=Usage)
     marks: list[Mark] = field(default_factory=list)
     format: str = "text"  # the ballot format it was (last) asked in: ensemble.voting.formats
+    cost_usd: Decimal | None = None  # ensemble.formats.costs
 
 
 @dataclass
@@ -93,6 +98,7 @@ class CompletionOutcome:
     combined: str | None = None  # the reply of `concat`, which has no winner
     consensus: Consensus | None = None  # set by the decision of a voting method (`Method.votes`)
     internal_error: bool = False  # decided by the service's fallback after an unexpected error; not stored
+    prices: Mapping[str, Price] = field(default_factory=dict, repr=False)  # read once per request; not stored
 
     @property
     def public_id(self) -> str:
@@ -145,6 +151,22 @@ class CompletionOutcome:
         """Return the usage of every backend call this request made, generation and voting."""
         calls = [c.usage for c in self.candidates] + [b.usage for b in self.ballots]
         return reduce(Usage.__add__, calls, Usage())
+
+    def _costs(self) -> tuple[Decimal | None, int]:
+        """Return (known total, unknown count) over every backend call of this request and its nested
+        ensembles': a nested ensemble's candidate is no call of its own (its cost is its calls')."""
+        return cost_sum(call.cost_usd for member in self.family()
+                        for call in (*(c for c in member.candidates if c.request_id is None), *member.ballots))
+
+    @property
+    def cost_total(self) -> Decimal | None:
+        """Return the sum of the known costs of the request's backend calls; None when none is known."""
+        return self._costs()[0]
+
+    @property
+    def cost_unknown_calls(self) -> int:
+        """Return how many of the request's backend calls have an unknown cost (failed ones included)."""
+        return self._costs()[1]
 
     @property
     def counted_ballots(self) -> int:

@@ -75,6 +75,9 @@ def trio_settings(settings, backend):
     from ensemble.catalog.registry import ensemble_cache
 
     ensemble_cache.clear()  # the test database is emptied without signals: forget the last test's ensembles
+    from ensemble.catalog.prices import price_cache
+
+    price_cache.clear()  # and its prices
     return settings
 
 

@@ -5,13 +5,15 @@
 `ballots` maps a voter's ensemble index to what it said: `(accepted indexes, preferred index or
 None)`, or a ballot status ("unparseable", "timeout", "error", ...). Tallies, ranks, the winner,
 the consensus, the request status and `counted` follow the same rules as the service
-(ensemble.voting), so the rows are the ones a real acceptance-voting request would leave. `save_votes` writes many in four bulk INSERTs.
+(ensemble.voting), so the rows are the ones a real acceptance-voting request would leave.
+`costs` maps a model to what each of its answered calls cost (a model left out: unknown). `save_votes` writes many in four bulk INSERTs.
 """
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -33,11 +35,11 @@ def build_vote(
     created_at: datetime | None = None, ensemble: str = "trio", prompt: str = "What is 2 + 2?",
     contents: dict[int, str] | None = None, self_vote: bool = True, status: str | None = None,
     latency_ms: dict[int, int] | None = None, ballot_latency_ms: int = 40, raw_text: dict[int, str] | None = None,
-    shown_order: dict[int, list[int]] | None = None, tokens: int = 10,
+    shown_order: dict[int, list[int]] | None = None, tokens: int = 10, costs: dict[str, Decimal] | None = None,
 ) -> VoteRows:
     """Return unsaved rows for one request (see the module docstring for `ballots`)."""
     failed, contents, latency_ms = failed or {}, contents or {}, latency_ms or {}
-    raw_text, shown_order = raw_text or {}, shown_order or {}
+    raw_text, shown_order, costs = raw_text or {}, shown_order or {}, costs or {}
     created_at = created_at or timezone.now()
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}]
     request = CompletionRequest(
@@ -51,6 +53,7 @@ def build_vote(
             error=f"{failed[i]} from backend" if i in failed else "",
             finish_reason="" if i in failed else "stop", latency_ms=latency_ms.get(i, 100 + 10 * i),
             prompt_tokens=tokens, completion_tokens=tokens, total_tokens=2 * tokens,
+            cost_usd=None if i in failed else costs.get(model),
         )
         for i, model in enumerate(members)
     ]
@@ -66,6 +69,7 @@ def build_vote(
             raw_text=raw_text.get(voter, _ballot_text(said, order) if ok else ("I cannot decide." if said == "unparseable" else "")),
             error="" if ok or said == "unparseable" else f"{said} from backend",
             prompt_tokens=tokens, completion_tokens=1, total_tokens=tokens + 1,
+            cost_usd=costs.get(members[voter]) if ok or said == "unparseable" else None,
         )
         rows.ballots.append(ballot)
         if ok:
@@ -85,6 +89,9 @@ def build_vote(
     request.latency_ms = request.generation_ms + request.voting_ms
     for usage in ("prompt_tokens", "completion_tokens", "total_tokens"):
         setattr(request, usage, sum(getattr(row, usage) for row in candidates + rows.ballots))
+    known = [row.cost_usd for row in candidates + rows.ballots if row.cost_usd is not None]
+    request.cost_total = sum(known) if known else None
+    request.cost_unknown_calls = len(candidates) + len(rows.ballots) - len(known)
     return rows
 
 

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from datetime import timezone as tz
+from decimal import Decimal
 
 import pytest
 from django.apps import apps as django_apps
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 6, 20, 15, 0, tzinfo=tz.utc)
 MIDNIGHT = datetime(2026, 6, 20, tzinfo=tz.utc)
 MODELS = ["alpha", "beta", "gamma", "delta"]
+COSTS = {"alpha": Decimal("0.001"), "beta": Decimal("0.0023"), "gamma": Decimal("0.0000007")}  # delta's: unknown
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def history():
                     accepted, rng.choice(accepted) if accepted and rng.random() < 0.9 else None)
             rows.append(build_vote(
                 members=members, failed=failed, ballots=ballots, self_vote=rng.random() < 0.5,
-                ensemble=rng.choice(["trio", "duo"]),
+                ensemble=rng.choice(["trio", "duo"]), costs=COSTS,
                 latency_ms={i: rng.randint(50, 5000) for i in range(len(members))},
                 created_at=MIDNIGHT - timedelta(days=day, seconds=-rng.uniform(0, 86399 if day else 15 * 3600)),
             ))
@@ -63,6 +65,7 @@ def numbers(board: leaderboards.Leaderboard) -> dict:
         "over_time": board.over_time,
         "ratings": [(r.model, round(r.rating, 6), r.comparisons) for r in board.ratings],
         "voters": [v.as_dict() for v in board.voters],  # the judges' audit (leaderboard.judges)
+        "cost_per_request": board.cost_per_request,
     }
 
 
@@ -185,7 +188,7 @@ def test_invalidating_forgets_the_days_and_their_rows(history):
 
     rollups.rollup_invalidate(until=cutoff)
 
-    for model in (RollupDay, ModelDayRollup, PairDayRollup):
+    for model in rollups.ROLLUP_TABLES:
         assert not model.objects.filter(day__lte=cutoff).exists()
         assert model.objects.filter(day__gt=cutoff).exists()
     live = numbers(leaderboard())  # the forgotten days are read live meanwhile

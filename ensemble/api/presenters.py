@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..formats.costs import cost_number
 from ..formats.usage import Usage
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome, Reply
 from ..voting import Consensus
@@ -126,6 +127,7 @@ def details(outcome: CompletionOutcome, n: int = 1) -> dict:
         "generation_ms": outcome.generation_ms,
         "voting_ms": outcome.voting_ms,
         "usage_total": outcome.total_usage.as_dict(),
+        **cost_body(outcome.cost_total, outcome.cost_unknown_calls),
         "candidates": [_candidate(c) for c in outcome.candidates],
         "ballots": [_ballot(b) for b in outcome.ballots],
     }
@@ -144,7 +146,7 @@ def _candidate(c: CandidateResult) -> dict:
         "response": c.text if c.ok else None, "error": c.error or None,
         "accepted": c.accepted, "preferred": c.preferred, "rank": c.rank,
         "finish_reason": c.finish_reason or None, "latency_ms": c.latency_ms,
-        "usage": c.usage.as_dict(),
+        "usage": c.usage.as_dict(), "cost_usd": cost_number(c.cost_usd),
         **({"request_id": f"trio-{c.request_id.hex}"} if c.request_id else {}),
     }
 
@@ -156,8 +158,17 @@ def _ballot(b: BallotResult) -> dict:
         "accepted": [m.candidate for m in b.marks if m.accepted],
         "preferred": next((m.candidate for m in b.marks if m.preferred), None),
         "raw_text": b.raw_text, "error": b.error or None, "latency_ms": b.latency_ms,
-        "usage": b.usage.as_dict(),
+        "usage": b.usage.as_dict(), "cost_usd": cost_number(b.cost_usd),
     }
+
+
+def cost_body(total, unknown_calls: int) -> dict:
+    """Return `trio.cost_total` (USD, a JSON number; null when no call's cost is known) and, when some
+    calls' cost is unknown, `trio.cost_unknown_calls`: the total is then a lower bound."""
+    body = {"cost_total": cost_number(total)}
+    if unknown_calls:
+        body["cost_unknown_calls"] = unknown_calls
+    return body
 
 
 def consensus_body(consensus: Consensus | None) -> dict | None:

@@ -13,7 +13,7 @@ from ..voting.methods import PASSTHROUGH
 from ..outcomes import CompletionOutcome, Reply
 from ..history.stored import StoredResponse
 from .errors import OpenAIError
-from .presenters import consensus_body, details, text_pieces
+from .presenters import consensus_body, cost_body, details, text_pieces
 from .responses import responses_settings
 
 # A backend's finish_reason that cut the answer short, as the Responses API names the cause.
@@ -51,7 +51,7 @@ def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
 
 def stored_response_body(stored: StoredResponse) -> dict:
     """Return the `response` object of a stored request, as far as its row tells: its settings are read
-    back from the parameters it forwarded; of the voting details only the consensus, the rest is left to
+    back from the parameters it forwarded; of the voting details only the consensus and cost, the rest is left to
     the vote pages."""
     request = stored.request
     body = _envelope(request.id, request.created_at, request.ensemble, response_echo(responses_settings(request.params)))
@@ -60,7 +60,8 @@ def stored_response_body(stored: StoredResponse) -> dict:
                       stored.answer.get("tool_calls", []))
         body = _completed_at({**body, **_answered(request.id, reply)}, request.latency_ms)
         if request.aggregation_method != PASSTHROUGH:
-            body["trio"] = {"consensus": consensus_body(stored.consensus)}
+            body["trio"] = {"consensus": consensus_body(stored.consensus),
+                            **cost_body(request.cost_total, request.cost_unknown_calls)}
         return body
     status = "cancelled" if request.status == "cancelled" else "failed"
     return {**body, "status": status, "error": _response_error("backend_error", request.error)}

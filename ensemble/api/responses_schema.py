@@ -8,7 +8,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
-from .schema import CHAT_ERRORS, COMMON_ERRORS, ConsensusSerializer, TrioDetailsSerializer, error_response
+from .schema import CHAT_ERRORS, COMMON_ERRORS, ConsensusSerializer, CostSerializer, TrioDetailsSerializer, error_response
 
 
 # Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: the live and the stored answer share them,
@@ -87,14 +87,14 @@ class ResponseSerializer(serializers.Serializer):
     trio = TrioDetailsSerializer(required=False, help_text="Absent when a backend model was passed through.")
 
 
-class StoredTrioSerializer(serializers.Serializer):
+class StoredTrioSerializer(CostSerializer):
     consensus = ConsensusSerializer(allow_null=True, help_text="As it was answered; null for requests stored before "
                                                                "consensus was, and for methods without ballots.")
 
 
 class StoredResponseSerializer(ResponseSerializer):
     trio = StoredTrioSerializer(required=False, help_text=(
-        "Of the voting details only the consensus (the rest is on /votes/<id>/); absent when a backend model was "
+        "Of the voting details only the consensus and the cost (the rest is on /votes/<id>/); absent when a backend model was "
         "passed through, and when the request has no answer."))
 
 

@@ -64,6 +64,8 @@ class CandidateDetailSerializer(serializers.Serializer):
     finish_reason = serializers.CharField(allow_null=True)
     latency_ms = serializers.IntegerField()
     usage = UsageSerializer()
+    cost_usd = serializers.FloatField(allow_null=True, help_text=(
+        "USD: the backend's x-litellm-response-cost, else usage at the admin's model price; null: unknown."))
     request_id = serializers.CharField(required=False, help_text="A nested ensemble's own stored request.")
 
 
@@ -78,6 +80,15 @@ class BallotDetailSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
     latency_ms = serializers.IntegerField()
     usage = UsageSerializer()
+    cost_usd = serializers.FloatField(allow_null=True, help_text=(
+        "USD: the backend's x-litellm-response-cost, else usage at the admin's model price; null: unknown."))
+
+
+class CostSerializer(serializers.Serializer):
+    cost_total = serializers.FloatField(allow_null=True, help_text=(
+        "USD: the known costs of every backend call of the request summed; null when none is known."))
+    cost_unknown_calls = serializers.IntegerField(required=False, help_text=(
+        "Calls whose cost is unknown, when there are any: cost_total is then a lower bound."))
 
 
 class ConsensusSerializer(serializers.Serializer):
@@ -89,7 +100,7 @@ class ConsensusSerializer(serializers.Serializer):
     low = serializers.BooleanField(help_text="score below TRIO_LOW_CONSENSUS, or null.")
 
 
-class TrioDetailsSerializer(serializers.Serializer):
+class TrioDetailsSerializer(CostSerializer):
     request_id = serializers.CharField()
     ensemble = serializers.CharField()
     aggregation_method = serializers.CharField(help_text="acceptance_voting, judge, synthesize, random or concat.")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import aiohttp
 import orjson
 
+from ..formats.costs import cost_from_header
 from ..formats.tools import tool_calls_of
 from ..formats.usage import Usage
 from ..loops import PerLoop
@@ -34,6 +36,11 @@ class ChatResult:
     usage: Usage = field(default_factory=Usage)
     body: dict = field(default_factory=dict, repr=False)  # the whole JSON answer, for pass-through
     tool_calls: list[dict] = field(default_factory=list)
+    cost_usd: Decimal | None = None  # what the backend said it cost (COST_HEADER); None: it did not say
+
+
+# LiteLLM's statement of a call's cost in USD, a decimal string (read by formats.costs).
+COST_HEADER = "x-litellm-response-cost"
 
 
 def normalize_base_url(url: str) -> str:
@@ -57,6 +64,7 @@ class _Reply:
     body: bytes
     retry_after: str = ""
     cut_at: int | None = None  # the limit the body was cut off at, unread beyond; None: complete
+    cost: str | None = None  # the COST_HEADER value
 
     @property
     def text(self) -> str:
@@ -111,7 +119,7 @@ class BackendClient:
                 async with self._session.request(method, self.base_url + path, data=body, headers=headers) as response:
                     content, complete = await _read_within(response, max_bytes)
                     return _Reply(response.status, content, response.headers.get("Retry-After", ""),
-                                  None if complete else max_bytes)
+                                  None if complete else max_bytes, response.headers.get(COST_HEADER))
         except TimeoutError as exc:
             raise BackendTimeout(f"{what}: no answer within {limit:g}s") from exc
         except aiohttp.ClientError as exc:
@@ -210,6 +218,7 @@ def _chat_result(model: str, response: _Reply) -> ChatResult:
         usage=Usage.from_json(data.get("usage")),
         body=data,
         tool_calls=tool_calls,
+        cost_usd=cost_from_header(response.cost),
     )
 
 

@@ -88,42 +88,51 @@ def _from_row(row: EnsembleDefinition) -> Ensemble:
     )
 
 
-class EnsembleCache:
-    """The admin-defined ensembles of this process, reloaded once they are `ttl` seconds old."""
+class ConfigCache:
+    """Admin-edited configuration rows of this process (`load()`'s dict), reloaded once they are `ttl`
+    seconds old; `clear()` (from a save signal) drops them at once. Also holds catalog.prices' prices."""
 
     ttl = 5.0
     timer = time.monotonic
 
-    def __init__(self):
-        self._rows: dict[str, Ensemble] | None = None
+    def __init__(self, load, what: str):
+        self._load, self._what = load, what
+        self._rows: dict | None = None
         self._expires = 0.0
         self._generation = 0
 
-    async def rows(self) -> dict[str, Ensemble]:
+    async def rows(self) -> dict:
         now = self.timer()
         if self._rows is not None and now < self._expires:
             return self._rows
         generation = self._generation
         try:
-            rows = await sync_to_async(_load_rows)()
+            rows = await sync_to_async(self._load)()
         except DatabaseError:
             if self._rows is None:
                 raise
-            # Answering with the ensembles as they were beats failing every request while the
+            # Answering with the rows as they were beats failing every request while the
             # database is away; the next request tries again.
-            logger.warning("could not reload the named ensembles; using those loaded before", exc_info=True)
+            logger.warning("could not reload %s; using those loaded before", self._what, exc_info=True)
             return self._rows
         if generation == self._generation:  # else cleared while loading: the rows may be stale already
             self._rows, self._expires = rows, now + self.ttl
         return rows
 
-    def loaded(self) -> dict[str, Ensemble]:
+    def loaded(self) -> dict:
         """Return the rows as last loaded, however old ({} before the first load); never queries."""
         return self._rows or {}
 
     def clear(self) -> None:
         self._rows = None
         self._generation += 1
+
+
+class EnsembleCache(ConfigCache):
+    """The admin-defined ensembles of this process, by name."""
+
+    def __init__(self):
+        super().__init__(_load_rows, "the named ensembles")
 
 
 ensemble_cache = EnsembleCache()

@@ -7,12 +7,14 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 
 from django.conf import settings
 
 from .. import voting
 from ..backend import BackendError, BackendHTTPError, BackendTimeout, BackendUnavailable, ChatResult
 from ..formats import structured
+from ..formats.costs import Price, call_cost
 from ..formats.tools import tool_choice_unmet
 from ..formats.usage import monotonic_ms
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome
@@ -64,7 +66,7 @@ def held_to_format(candidate: CandidateResult, outcome: CompletionOutcome) -> Ca
 
 
 async def call_model(client, index: int, model: str, messages: list[dict], params: dict, timeout: float,
-                     deadline_at: float) -> CandidateResult:
+                     deadline_at: float, prices: Mapping[str, Price]) -> CandidateResult:
     """Return candidate `index`: what one backend call of `model` answered, or why it did not."""
     started = time.monotonic()
     try:
@@ -75,7 +77,7 @@ async def call_model(client, index: int, model: str, messages: list[dict], param
     return CandidateResult(
         index, model, "ok", content=result.content, tool_calls=result.tool_calls,
         finish_reason=result.finish_reason, latency_ms=monotonic_ms(started), usage=result.usage,
-        backend_body=result.body,
+        backend_body=result.body, cost_usd=call_cost(result.cost_usd, model, result.usage, prices),
     )
 
 
@@ -114,6 +116,7 @@ async def ballot_cast(client, ballot: BallotResult, outcome: CompletionOutcome, 
         ballot.error, ballot.latency_ms = str(exc), monotonic_ms(started)
         return ballot
     ballot.latency_ms, ballot.raw_text, ballot.usage = monotonic_ms(started), result.content, result.usage
+    ballot.cost_usd = call_cost(result.cost_usd, ballot.voter_model, result.usage, outcome.prices)
     try:
         parsed = voting.read_ballot(result.content, len(ballot.shown_order))
     except voting.UnreadableBallot as exc:

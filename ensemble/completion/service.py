@@ -27,11 +27,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..backend import BackendClient, client_for_running_loop
+from ..catalog.prices import prices_current
 from ..catalog.spec import Ensemble
 from ..formats.usage import monotonic_ms
 from ..metrics import completion_observe
-from ..outcomes import CandidateResult, CompletionOutcome
 from ..history.writer import completion_record_async
+from ..outcomes import CandidateResult, CompletionOutcome
 from . import calls, steps
 from .fallback import fall_back
 from .rounds import run_round
@@ -62,6 +63,7 @@ async def completion_create(
     """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
     client = client or client_for_running_loop()
     outcome = _new_outcome(ensemble, messages, _forwarded(params, ensemble), api_key_id)
+    outcome.prices = await prices_current()  # once per request, nested ensembles' included
     deadline_at = time.monotonic() + settings.TRIO_DEADLINE
     try:
         await _run(outcome, client, deadline_at)
@@ -91,6 +93,7 @@ def _new_outcome(ensemble: Ensemble, messages: list[dict], params: dict, api_key
     return CompletionOutcome(
         id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble, messages=messages, params=params,
         api_key_id=api_key_id, parent_id=parent.id if parent else None,
+        prices=parent.prices if parent else {},
     )
 
 
@@ -171,7 +174,7 @@ async def _generate(client, index: int, position: int, outcome: CompletionOutcom
         candidate = await _generate_nested(client, index, inner, messages, outcome, deadline_at)
     else:
         candidate = await calls.call_model(client, index, ensemble.members[position], messages, outcome.params,
-                                           ensemble.timeout, deadline_at)
+                                           ensemble.timeout, deadline_at, outcome.prices)
     return calls.held_to_format(candidate, outcome)
 
 
@@ -196,7 +199,7 @@ async def _generate_nested(client, index: int, ensemble: Ensemble, messages: lis
         inner.status, inner.error = "cancelled", "abandoned: the outer ensemble stopped waiting for it"
         raise
     candidate = CandidateResult(index, ensemble.name, "ok", latency_ms=monotonic_ms(started),
-                                usage=inner.total_usage, request_id=inner.id)
+                                usage=inner.total_usage, request_id=inner.id, cost_usd=inner.cost_total)
     if not inner.answered:
         candidate.status = "timeout" if inner.all_timed_out else "error"
         candidate.error = f"{inner.public_id}: {inner.error}"

@@ -60,7 +60,7 @@ async def synthesize(outcome: CompletionOutcome, client: BackendClient, deadline
     index, model = len(outcome.candidates), outcome.ensemble.synthesize_model
     outcome.candidates.append(CandidateResult(index, model, "cancelled"))
     combined = await calls.call_model(client, index, model, prompt, outcome.params, outcome.ensemble.timeout,
-                                      deadline_at)
+                                      deadline_at, outcome.prices)
     outcome.candidates[index] = calls.held_to_format(combined, outcome)
 
 

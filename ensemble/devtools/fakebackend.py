@@ -55,6 +55,12 @@ Behaviours (see :class:`Behaviour`), applied in this order:
 6. ``empty``: 200, valid completion whose message content is ``""``.
 7. Otherwise a normal answer (a generation, a tool call or a ballot, below).
 
+``cost=0.001``: every answer of rule 7 (generation, tool call and ballot
+alike) carries the header ``x-litellm-response-cost: 0.001``, as LiteLLM
+states a call's cost in USD.  The value is sent as written, so a test can
+send garbage (``cost=nan``, ``cost=abc``, ``cost=-1``); without ``cost`` the
+header is absent.
+
 Generation answers look like ``[name quality=0.50] This is a fake answer
 to: "<first 60 chars of the last user message>".``, padded with filler text
 to ``size`` characters when ``size > 0``.  An ``inject`` model instead answers
@@ -220,6 +226,7 @@ class Behaviour:
     constrained_only: bool = False  # ballots: prose in text, an honest vote only when JSON is asked
     refuse_json_schema: int | None = None  # answer this status to a response_format of type json_schema
     refuse_json_object: int | None = None  # answer this status to a response_format of type json_object
+    cost: str | None = None  # x-litellm-response-cost sent with every answer, as written
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,8 @@ def _parse_field(key: str, raw: str | None) -> typing.Any:
         raise ValueError(f"behaviour key {key!r} expects a boolean, got {raw!r}")
     if kind == (int | None):
         return None if raw.lower() in ("", "none") else int(raw)
+    if kind == (str | None):
+        return raw
     return kind(raw)  # int or float; their own ValueError is clear enough
 
 
@@ -515,19 +524,22 @@ def _error_payload(status: int, message: str, code: str | None = None) -> dict:
 
 
 async def _send_bytes(send, status: int, body: bytes,
-                      content_type: bytes = b"application/json") -> None:
-    """Send a complete response with `body`; a 429 says when to come back, as OpenAI and LiteLLM do."""
+                      content_type: bytes = b"application/json", cost: str | None = None) -> None:
+    """Send a complete response with `body`; a 429 says when to come back, as OpenAI and LiteLLM do;
+    `cost` is sent as LiteLLM's response-cost header."""
     headers = [(b"content-type", content_type),
                (b"content-length", str(len(body)).encode())]
+    if cost is not None:
+        headers.append((b"x-litellm-response-cost", cost.encode("latin-1", "replace")))
     if status == 429:
         headers.append((b"retry-after", RETRY_AFTER_SECONDS))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_json(send, status: int, payload: typing.Any) -> None:
+async def _send_json(send, status: int, payload: typing.Any, cost: str | None = None) -> None:
     """Send `payload` as a JSON response."""
-    await _send_bytes(send, status, json.dumps(payload).encode())
+    await _send_bytes(send, status, json.dumps(payload).encode(), cost=cost)
 
 
 class _ClientGone(Exception):
@@ -688,10 +700,10 @@ class FakeBackend:
         else:
             call = None if is_ballot or behaviour.empty else _tool_call(name, behaviour, body, user_text)
             if call is not None:
-                await _send_json(send, 200, self._completion(body, None, "tool_calls", [call]))
+                await _send_json(send, 200, self._completion(body, None, "tool_calls", [call]), behaviour.cost)
                 return
             content, finish = self._answer(name, behaviour, body, user_text, is_ballot)
-            await _send_json(send, 200, self._completion(body, content, finish))
+            await _send_json(send, 200, self._completion(body, content, finish), behaviour.cost)
 
     def _failure_status(self, model: str, behaviour: Behaviour) -> int | None:
         """Return the error status this call must get, or None to succeed."""

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime
+from decimal import Decimal
 
 import orjson
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
+from ..formats.costs import cost_number
 from ..models import Ballot, BallotMark, Candidate, CompletionRequest
 
 REQUEST_COLUMNS = (
     "id", "created_at", "ensemble", "status", "error", "winner_model", "winner_index",
     "voter_count", "latency_ms", "generation_ms", "voting_ms", "prompt_tokens",
     "completion_tokens", "total_tokens", "prompt_excerpt", "aggregation_method", "parent_id",
+    "cost_total", "cost_unknown_calls",
 )
 CANDIDATE_COLUMNS = (
     "index", "model", "status", "error", "is_winner", "rank", "accepted_count", "preferred_count",
     "finish_reason", "latency_ms", "prompt_tokens", "completion_tokens", "total_tokens", "content",
-    "tool_calls",
+    "tool_calls", "cost_usd",
 )
 BALLOT_COLUMNS = (
     "voter_index", "voter_model", "shown_order", "status", "error", "raw_text", "latency_ms",
-    "prompt_tokens", "completion_tokens", "total_tokens",
+    "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
 )
 MARK_COLUMNS = ("position", "accepted", "preferred", "is_self", "counted")
 FEEDBACK_COLUMNS = ("score", "preferred_index", "comment", "source", "created_at", "updated_at")
@@ -55,7 +58,7 @@ def write_jsonl(requests, out) -> int:
     """Write one JSON object per request; return how many were written."""
     count = 0
     for request in requests:
-        out.write(orjson.dumps(request_document(request)).decode() + "\n")
+        out.write(orjson.dumps(request_document(request), default=_json_number).decode() + "\n")
         count += 1
     return count
 
@@ -115,6 +118,13 @@ def _feedback_fields(request: CompletionRequest) -> dict | None:
 
 def _candidate_fields(candidate: Candidate) -> dict:
     return {name: getattr(candidate, name) for name in CANDIDATE_COLUMNS}
+
+
+def _json_number(value):
+    """Write a cost (a Decimal, which orjson does not know) as a JSON number; null stays null."""
+    if isinstance(value, Decimal):
+        return cost_number(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _cell(value) -> str:

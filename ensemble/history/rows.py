@@ -2,6 +2,8 @@
 plain dicts for the `RowInserter`s below, with backend text made storable and token counts capped."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from .. import voting
 from ..formats.text import last_user_text
 from ..formats.usage import MAX_TOKEN_COUNT, Usage
@@ -14,15 +16,16 @@ REQUESTS = RowInserter(CompletionRequest, [
     "winner_model", "winner_index", "voter_count", "latency_ms", "generation_ms", "voting_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "api_key_id", "aggregation_method", "parent_id",
     "consensus_score", "consensus_preferred_share", "consensus_margin", "consensus_low",
+    "cost_total", "cost_unknown_calls",
 ])
 CANDIDATES = RowInserter(Candidate, [
     "request_id", "index", "model", "content", "tool_calls", "status", "error", "finish_reason", "latency_ms",
     "accepted_count", "preferred_count", "rank", "is_winner", "prompt_tokens", "completion_tokens",
-    "total_tokens",
+    "total_tokens", "cost_usd",
 ], returning_pk=True)
 BALLOTS = RowInserter(Ballot, [
     "request_id", "voter_index", "voter_model", "shown_order", "raw_text", "status", "error", "latency_ms",
-    "prompt_tokens", "completion_tokens", "total_tokens", "format",
+    "prompt_tokens", "completion_tokens", "total_tokens", "format", "cost_usd",
 ], returning_pk=True)
 MARKS = RowInserter(BallotMark, [
     "ballot_id", "request_id", "candidate_id", "voter_model", "author_model", "position", "accepted", "preferred",
@@ -42,6 +45,7 @@ def request_row(outcome: CompletionOutcome) -> dict:
         voting_ms=outcome.voting_ms, **_usage_columns(outcome.total_usage),
         api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
         parent_id=outcome.parent_id, **_consensus_columns(outcome.consensus),
+        cost_total=_storable_cost(outcome.cost_total), cost_unknown_calls=outcome.cost_unknown_calls,
     )
 
 
@@ -57,7 +61,7 @@ def candidate_row(outcome: CompletionOutcome, c: CandidateResult) -> dict:
         tool_calls=[_storable_tool_call(call) for call in c.tool_calls], status=c.status,
         error=_storable(c.error), finish_reason=_storable(c.finish_reason)[:FINISH_REASON_MAX], latency_ms=c.latency_ms,
         accepted_count=c.accepted, preferred_count=c.preferred, rank=c.rank,
-        is_winner=c.index == outcome.winner_index, **_usage_columns(c.usage),
+        is_winner=c.index == outcome.winner_index, **_usage_columns(c.usage), cost_usd=_storable_cost(c.cost_usd),
     )
 
 
@@ -69,7 +73,7 @@ def ballot_row(outcome: CompletionOutcome, b: BallotResult) -> dict:
     return dict(
         request_id=outcome.id, voter_index=b.voter_index, voter_model=b.voter_model,
         shown_order=b.shown_order, raw_text=_storable(b.raw_text), status=b.status, error=_storable(b.error),
-        latency_ms=b.latency_ms, **_usage_columns(b.usage), format=b.format,
+        latency_ms=b.latency_ms, **_usage_columns(b.usage), format=b.format, cost_usd=_storable_cost(b.cost_usd),
     )
 
 
@@ -87,6 +91,16 @@ def _usage_columns(usage: Usage) -> dict:
     the backend's (each call's at most MAX_TOKEN_COUNT, PostgreSQL's integer), but a request's sum
     over its calls can pass that, and must not make the database refuse the request's history."""
     return {column: min(count, MAX_TOKEN_COUNT) for column, count in usage.as_dict().items()}
+
+
+
+# Each call's cost is at most costs.MAX_CALL_COST_USD, but a request's (or nested ensemble's) sum
+# over its calls must still fit the column, or the database would refuse the request's history.
+COST_COLUMN_MAX = Decimal(10) ** 8 - Decimal("1e-10")
+
+
+def _storable_cost(cost: Decimal | None) -> Decimal | None:
+    return None if cost is None or cost > COST_COLUMN_MAX else cost
 
 
 def _storable(text: str) -> str:

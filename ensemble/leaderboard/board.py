@@ -12,17 +12,19 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cached_property
 
 from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
-from ..models import CompletionRequest, ModelDayRollup, PairDayRollup
+from ..formats.costs import COST_PLACES
+from ..models import CompletionRequest, EnsembleDayRollup, ModelDayRollup, PairDayRollup
 from . import ratings
 from .feedback import HumanFigures, human_figures
 from .counts import (
-    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, PREFERENCE_COUNTS, ballot_counts, candidate_counts,
-    latency_counts, mark_counts, pair_counts, preference_counts,
+    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, PREFERENCE_COUNTS, REQUEST_COSTS, ballot_counts,
+    candidate_counts, latency_counts, mark_counts, pair_counts, preference_counts, request_costs,
 )
 from .judges import Slots, VoterAudit, slots_from_json, voter_audits
 from .expressions import bucket_start
@@ -30,7 +32,8 @@ from .sorting import DEFAULT_SORT, sort_standings
 from .standing import Standing
 from .statistics import latency_bucket_value, weighted_median
 from .windows import (
-    DEFAULT_WINDOW, WINDOWS, days_q, live_ranges, request_scope, rolled_up_runs, utc_midnight, window_start,
+    DEFAULT_WINDOW, WINDOWS, days_q, live_ranges, request_scope, requests_in, rolled_up_runs, utc_midnight,
+    window_start,
 )
 
 
@@ -44,6 +47,7 @@ class Leaderboard:
     ratings: list[ratings.Rating]
     over_time: list[tuple[datetime, str, int, int]]  # (bucket start, model, participated, wins)
     voters: list[VoterAudit] = field(default_factory=list)  # the judges' audit, by model
+    cost_per_request: Decimal | None = None  # mean known cost of a top-level request; None: none known
 
     @cached_property
     def human(self) -> HumanFigures:
@@ -84,7 +88,9 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
     unit = _bucket_unit(since, ensemble, now)
     runs = [] if unit == "hour" else rolled_up_runs(since, now)
     totals = _Totals(unit)
-    _add_live(totals, request_scope(live_ranges(since, runs), ensemble))
+    ranges = live_ranges(since, runs)
+    _add_live(totals, request_scope(ranges, ensemble))
+    totals.add_request_costs(request_costs(requests_in(ranges, ensemble)))
     if runs:
         _add_rollup(totals, days_q(runs), ensemble)
     standings = totals.finished_standings()
@@ -94,6 +100,7 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
         standings=sort_standings(list(standings.values()), sort),
         head_to_head=dict(totals.pairs), ratings=fitted, over_time=totals.series_rows(),
         voters=voter_audits(standings, totals.slots),
+        cost_per_request=totals.cost_per_request,
     )
 
 
@@ -116,6 +123,7 @@ class _Totals:
     latencies: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     pairs: Counter = field(default_factory=Counter)
     slots: dict[str, Slots] = field(default_factory=lambda: defaultdict(Slots))  # voter's preferences per slot
+    request_costs: dict = field(default_factory=lambda: {"costed_requests": 0, "cost_usd": Decimal(0)})
 
     def row(self, model: str) -> Standing:
         return self.standings.setdefault(model, Standing(model))
@@ -123,12 +131,21 @@ class _Totals:
     def add_counts(self, model: str, values: dict) -> None:
         standing = self.row(model)
         for name, value in values.items():
-            setattr(standing, name, getattr(standing, name) + value)
+            setattr(standing, name, getattr(standing, name) + _exact(value))
 
     def add_series(self, bucket: datetime, model: str, participated: int, wins: int) -> None:
         point = self.series[(bucket, model)]
         point[0] += participated
         point[1] += wins
+
+    def add_request_costs(self, values: dict) -> None:
+        for name in REQUEST_COSTS:
+            self.request_costs[name] += _exact(values[name])
+
+    @property
+    def cost_per_request(self) -> Decimal | None:
+        costed = self.request_costs["costed_requests"]
+        return self.request_costs["cost_usd"] / costed if costed else None
 
     def finished_standings(self) -> dict[str, Standing]:
         for model, counts in self.latencies.items():
@@ -137,6 +154,12 @@ class _Totals:
 
     def series_rows(self) -> list[tuple[datetime, str, int, int]]:
         return [(bucket, model, n, wins) for (bucket, model), (n, wins) in sorted(self.series.items()) if n]
+
+
+def _exact(value):
+    """Return a count as it is, a sum of costs rounded to the cost columns' places: SQLite sums
+    them as floats (PostgreSQL exactly), and the rollup stores each day's sum rounded so."""
+    return value.quantize(COST_PLACES) if isinstance(value, Decimal) else value
 
 
 def _add_live(totals: _Totals, scope: Q) -> None:
@@ -160,11 +183,15 @@ def _add_live(totals: _Totals, scope: Q) -> None:
 
 
 def _add_rollup(totals: _Totals, days: Q, ensemble: str) -> None:
-    """Add the rolled-up days matching `days` (and the ensemble) to `totals`: two queries."""
+    """Add the rolled-up days matching `days` (and the ensemble) to `totals`: three queries."""
     rows = ModelDayRollup.objects.filter(days)
     pairs = PairDayRollup.objects.filter(days)
+    costs = EnsembleDayRollup.objects.filter(days)
     if ensemble:
         rows, pairs = rows.filter(ensemble=ensemble), pairs.filter(ensemble=ensemble)
+        costs = costs.filter(ensemble=ensemble)
+    totals.add_request_costs({name: value or 0 for name, value in costs.aggregate(
+        costed_requests=Sum("costed_requests"), cost_usd=Sum("cost_usd")).items()})
     histograms: dict[str, Counter] = defaultdict(Counter)
     fields = (*CANDIDATE_COUNTS, *MARK_COUNTS, *BALLOT_COUNTS, *PREFERENCE_COUNTS)
     for row in rows.values("day", "model", "latency_histogram", "preference_slots", *fields):

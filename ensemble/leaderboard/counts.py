@@ -3,9 +3,10 @@ ensemble for the rollup), over the rows of the requests a scope keeps."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
-from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
-from django.db.models.functions import Cast, Floor, Greatest, Ln
+from django.db.models import Count, DecimalField, F, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Floor, Greatest, Ln
 
 from ..models import ANSWERED, Ballot, BallotMark, CallStatus, Candidate
 from .expressions import JsonArrayLength, TimeBucket
@@ -14,11 +15,19 @@ from .statistics import HISTOGRAM_STEPS
 
 CALL_FAILURES = (CallStatus.ERROR, CallStatus.TIMEOUT, CallStatus.TOO_LARGE, CallStatus.LATE)
 
-CANDIDATE_COUNTS = ("participated", "wins", "calls", "failed_calls", "ok_calls")
+CANDIDATE_COUNTS = ("participated", "wins", "calls", "failed_calls", "ok_calls", "generation_cost_usd",
+                    "generation_costed_calls")
 MARK_COUNTS = ("marks_received", "accepted_received", "preferred_received", "self_marks", "self_preferred",
                "others_marks", "others_preferred")
-BALLOT_COUNTS = ("ballots_answered", "ballots_unparseable")
+BALLOT_COUNTS = ("ballots_answered", "ballots_unparseable", "ballot_cost_usd", "ballot_costed_calls")
 PREFERENCE_COUNTS = ("agreement_ballots", "agreed_with_winner")
+REQUEST_COSTS = ("costed_requests", "cost_usd")
+
+
+def _known_cost(column: str) -> Coalesce:
+    """Return the sum of `column`'s known costs (unknown ones are null, left out), 0 for none."""
+    cost = DecimalField(max_digits=18, decimal_places=10)
+    return Coalesce(Sum(column), Value(Decimal(0)), output_field=cost)
 
 
 def _day_group(by_day: bool) -> dict:
@@ -39,6 +48,8 @@ def candidate_counts(scope: Q, *, unit: str, by_ensemble: bool = False) -> Query
         calls=Count("pk", filter=~Q(status=CallStatus.CANCELLED)),
         failed_calls=Count("pk", filter=Q(status__in=CALL_FAILURES)),
         ok_calls=Count("pk", filter=Q(status=CallStatus.OK)),
+        generation_cost_usd=_known_cost("cost_usd"),
+        generation_costed_calls=Count("pk", filter=Q(cost_usd__isnull=False)),
     ).order_by())
 
 
@@ -63,6 +74,8 @@ def ballot_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
     return Ballot.objects.filter(scope).annotate(**group).values(*group, "voter_model").annotate(
         ballots_answered=Count("pk", filter=Q(status__in=("ok", "unparseable"))),
         ballots_unparseable=Count("pk", filter=Q(status="unparseable")),
+        ballot_cost_usd=_known_cost("cost_usd"),
+        ballot_costed_calls=Count("pk", filter=Q(cost_usd__isnull=False)),
     ).order_by()
 
 
@@ -81,6 +94,16 @@ def preference_counts(scope: Q, *, by_day: bool = False) -> QuerySet:
                 agreement_ballots=Count("pk", filter=other_decided),
                 agreed_with_winner=Count("pk", filter=other_decided & Q(candidate__is_winner=True)),
             ).order_by())
+
+
+def request_costs(requests: QuerySet, *, by_day: bool = False):
+    """Return [per day and ensemble] the top-level `requests` with a known cost and their cost: a
+    nested ensemble's request is part of its parent's (cost_per_request)."""
+    costed = requests.filter(parent__isnull=True, cost_total__isnull=False).order_by()
+    sums = {"costed_requests": Count("pk"), "cost_usd": _known_cost("cost_total")}
+    if not by_day:
+        return costed.aggregate(**sums)
+    return costed.annotate(day=TimeBucket("created_at", "day")).values("day", "ensemble").annotate(**sums)
 
 
 def pair_counts(scope: Q, *, by_day: bool = False) -> QuerySet:

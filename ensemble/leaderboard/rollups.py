@@ -34,10 +34,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from ..models import CompletionRequest, ModelDayRollup, PairDayRollup, RollupDay
+from ..models import CompletionRequest, EnsembleDayRollup, ModelDayRollup, PairDayRollup, RollupDay
 from .counts import (
-    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, PREFERENCE_COUNTS, ballot_counts, candidate_counts,
-    latency_histograms, mark_counts, pair_counts, preference_counts,
+    BALLOT_COUNTS, CANDIDATE_COUNTS, MARK_COUNTS, PREFERENCE_COUNTS, REQUEST_COSTS, ballot_counts,
+    candidate_counts, latency_histograms, mark_counts, pair_counts, preference_counts, request_costs,
 )
 from .judges import Slots, slots_to_json
 from .expressions import TimeBucket
@@ -77,7 +77,7 @@ def rollup_invalidate(*, since: date | None = None, until: date | None = None) -
     """
     with transaction.atomic():
         _lock()
-        for model in (ModelDayRollup, PairDayRollup, RollupDay):
+        for model in ROLLUP_TABLES:
             rows = model.objects.all()
             if since is not None:
                 rows = rows.filter(day__gte=since)
@@ -92,7 +92,7 @@ def _store(aggregates: DayAggregates, days: list[date], now: datetime) -> list[d
         _lock()
         current = requests_per_day(days[0], days[-1] + timedelta(days=1))
         settled = {day for day in days if current.get(day, 0) == aggregates.requests.get(day, 0)}
-        for model in (ModelDayRollup, PairDayRollup, RollupDay):  # leftovers of an earlier run
+        for model in ROLLUP_TABLES:  # leftovers of an earlier run
             model.objects.filter(day__in=settled).delete()
         ModelDayRollup.objects.bulk_create(
             [ModelDayRollup(day=day, ensemble=ensemble, model=model, **counts)
@@ -104,10 +104,18 @@ def _store(aggregates: DayAggregates, days: list[date], now: datetime) -> list[d
              for (day, ensemble, winner, loser), n in aggregates.pairs.items() if day in settled],
             batch_size=500,
         )
+        EnsembleDayRollup.objects.bulk_create(
+            [EnsembleDayRollup(day=day, ensemble=ensemble, **costs)
+             for (day, ensemble), costs in aggregates.ensembles.items() if day in settled],
+            batch_size=500,
+        )
         RollupDay.objects.bulk_create(
             [RollupDay(day=day, requests=aggregates.requests.get(day, 0), computed_at=now) for day in sorted(settled)]
         )
     return sorted(settled)
+
+
+ROLLUP_TABLES = (ModelDayRollup, PairDayRollup, EnsembleDayRollup, RollupDay)
 
 
 def _lock() -> None:
@@ -136,11 +144,13 @@ def _chunks(days: list[date]) -> list[tuple[date, date]]:
 
 @dataclass
 class DayAggregates:
-    """Everything the rollup stores for some days: per (day, ensemble, model) counts, pairs, request counts."""
+    """Everything the rollup stores for some days: per (day, ensemble, model) counts, pairs, request counts,
+    per (day, ensemble) the costed top-level requests and their cost."""
 
     models: dict[tuple[date, str, str], dict]
     pairs: dict[tuple[date, str, str, str], int]
     requests: dict[date, int]
+    ensembles: dict[tuple[date, str], dict]
 
 
 def day_aggregates(first: date, end: date) -> DayAggregates:
@@ -170,7 +180,10 @@ def day_aggregates(first: date, end: date) -> DayAggregates:
         histogram[str(row["bucket"])] = row["n"]
     pairs = {(date.fromisoformat(p["day"]), p["ensemble"], p["winner"], p["loser"]): p["n"]
              for p in pair_counts(scope, by_day=True) if p["winner"] != p["loser"]}
-    return DayAggregates(dict(models), pairs, requests_per_day(first, end))
+    days = CompletionRequest.objects.filter(created_at__gte=utc_midnight(first), created_at__lt=utc_midnight(end))
+    ensembles = {(date.fromisoformat(row["day"]), row["ensemble"]): {name: row[name] for name in REQUEST_COSTS}
+                 for row in request_costs(days, by_day=True)}
+    return DayAggregates(dict(models), pairs, requests_per_day(first, end), ensembles)
 
 
 def requests_per_day(first: date, end: date) -> dict[date, int]:

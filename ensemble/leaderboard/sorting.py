@@ -16,6 +16,8 @@ SORTS = {
     "invalid_ballot_rate": lambda s: s.invalid_ballot_rate,
     "error_rate": lambda s: s.error_rate,
     "median_latency_ms": lambda s: s.median_latency_ms,
+    "cost": lambda s: s.cost,
+    "cost_per_win": lambda s: s.cost_per_win,
 }
 DEFAULT_SORT = "-win_rate"
 

@@ -14,6 +14,8 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
 - invalid-ballot rate: unparseable ballots / ballots it answered (ok + unparseable);
 - error/timeout rate: generation calls that ended in error, timeout, too_large or late (abandoned by the
   straggler cut-off) / its generation calls, cancelled ones left out (the client left);
+- cost: the known costs (ensemble.formats.costs) of its calls, its candidates' and its ballots'; null
+  when none of its calls has a known cost; cost per win: that cost / wins (null without a win);
 - median latency: of its successful generation calls; exact over live rows, within ±2.2% over
   rolled-up days (a log-bucket histogram per day and model, statistics.HISTOGRAM_STEPS);
 - head-to-head (PAIR RULE), the only pairs the Bradley–Terry ratings are fitted on: each ballot
@@ -31,6 +33,7 @@ Definitions used by the leaderboard (per model, over the chosen window and ensem
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from . import ratings
 from .statistics import rate
@@ -57,7 +60,23 @@ class Standing:
     calls: int = 0
     failed_calls: int = 0
     ok_calls: int = 0
+    generation_cost_usd: Decimal = Decimal(0)
+    generation_costed_calls: int = 0
+    ballot_cost_usd: Decimal = Decimal(0)
+    ballot_costed_calls: int = 0
     median_latency_ms: float | None = None
+
+    @property
+    def cost(self) -> Decimal | None:
+        """Return the known cost of its calls, generation and ballots; None when none is known."""
+        if not (self.generation_costed_calls or self.ballot_costed_calls):
+            return None
+        return self.generation_cost_usd + self.ballot_cost_usd
+
+    @property
+    def cost_per_win(self) -> Decimal | None:
+        cost = self.cost
+        return None if cost is None or not self.wins else cost / self.wins
 
     @property
     def win_rate(self):

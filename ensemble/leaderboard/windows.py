@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from functools import reduce
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from ..models import CompletionRequest, RollupDay
 from .expressions import RequestIn
@@ -96,11 +96,14 @@ def _any(parts: list[Q]) -> Q:
     return reduce(operator.or_, parts)
 
 
+def requests_in(ranges: list[Range], ensemble: str) -> QuerySet:
+    """Return the requests inside `ranges` and the ensemble (every one for [(None, None)] and "")."""
+    requests = CompletionRequest.objects.filter(_ranges_q(ranges))
+    return requests.filter(ensemble=ensemble) if ensemble else requests
+
+
 def request_scope(ranges: list[Range], ensemble: str) -> Q:
     """Return the condition on a row's `request` that keeps it inside `ranges` and the ensemble."""
     if ranges == [(None, None)] and not ensemble:
         return Q()
-    requests = CompletionRequest.objects.filter(_ranges_q(ranges))
-    if ensemble:
-        requests = requests.filter(ensemble=ensemble)
-    return Q(RequestIn("request", requests.order_by().values("pk")))
+    return Q(RequestIn("request", requests_in(ranges, ensemble).order_by().values("pk")))

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from ..formats.costs import cost_number
 from ..history import reads as history
 from ..history.feedback import feedback_record
 from ..leaderboard import board as leaderboards
@@ -120,6 +121,8 @@ COLUMNS = (
     ("invalid_ballot_rate", "Invalid ballots", "Unparseable ballots / ballots it answered"),
     ("error_rate", "Errors/timeouts", "Failed or timed-out answers / answer calls"),
     ("median_latency_ms", "Median latency", "Median latency of its successful answers"),
+    ("cost", "Cost", "Known cost of its calls, answers and ballots, in USD"),
+    ("cost_per_win", "Cost per win", "Cost of its calls / its wins"),
 )
 
 
@@ -162,6 +165,7 @@ def leaderboard_json(request):
         "ensemble": board.ensemble or None,
         "since": board.since,
         "generated_at": timezone.now(),
+        "cost_per_request": cost_number(board.cost_per_request),
         "models": [{**standing_json(s), **board.human.model_json(s.model)} for s in board.standings],
         "head_to_head": [{"winner": a, "loser": b, "wins": n} for (a, b), n in sorted(board.head_to_head.items())],
         "ratings": [
@@ -193,4 +197,5 @@ def standing_json(standing: Standing) -> dict:
         "ballots_answered": standing.ballots_answered, "invalid_ballot_rate": standing.invalid_ballot_rate,
         "calls": standing.calls, "error_rate": standing.error_rate,
         "median_latency_ms": standing.median_latency_ms,
+        "cost": cost_number(standing.cost), "cost_per_win": cost_number(standing.cost_per_win),
     }
