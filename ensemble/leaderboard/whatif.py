@@ -240,25 +240,33 @@ def stored_votes(requests: QuerySet, *, chunk_size: int = CHUNK_SIZE) -> Iterato
 
 
 def _chunk_votes(rows: list[tuple[uuid.UUID, int]]) -> Iterator[StoredVote]:
-    """Return the stored votes of one chunk of (id, winner_index), read in two queries."""
-    ids = [request_id for request_id, _ in rows]
-    models: dict[uuid.UUID, dict[int, str]] = {request_id: {} for request_id in ids}
-    answered: dict[uuid.UUID, list[int]] = {request_id: [] for request_id in ids}
-    for request_id, index, model, status in Candidate.objects.filter(request_id__in=ids).values_list(
-            "request_id", "index", "model", "status").order_by():
-        models[request_id][index] = model
+    """Return the stored votes of one chunk of (id, winner_index), read in two queries.
+
+    Marks are read by their candidate's key, an integer, mapped back through the candidates, and
+    rows are gathered by the request's place in the chunk: a request id per mark would be a UUID
+    built and hashed per row, the pass's largest cost on SQLite.
+    """
+    slot = {request_id: place for place, (request_id, _) in enumerate(rows)}
+    models: list[dict[int, str]] = [{} for _ in rows]
+    answered: list[list[int]] = [[] for _ in rows]
+    marks: list[list[voting.Mark]] = [[] for _ in rows]
+    self_vote: list[bool | None] = [None] * len(rows)
+    by_key: dict[int, tuple[int, int]] = {}
+    for key, request_id, index, model, status in Candidate.objects.filter(request_id__in=slot).values_list(
+            "pk", "request_id", "index", "model", "status").order_by():
+        place = slot[request_id]
+        models[place][index] = model
+        by_key[key] = (place, index)
         if status == CallStatus.OK:
-            answered[request_id].append(index)
-    marks: dict[uuid.UUID, list[voting.Mark]] = {}
-    self_vote: dict[uuid.UUID, bool] = {}
-    for request_id, voter, candidate, accepted, preferred, is_self, counted in BallotMark.objects.filter(
-            request_id__in=ids, ballot__status=BallotStatus.OK).values_list(
-            "request_id", "ballot__voter_index", "candidate__index", "accepted", "preferred", "is_self",
-            "counted").order_by():
-        marks.setdefault(request_id, []).append(voting.Mark(voter, candidate, accepted, preferred))
+            answered[place].append(index)
+    for key, voter, accepted, preferred, is_self, counted in BallotMark.objects.filter(
+            request_id__in=slot, ballot__status=BallotStatus.OK).values_list(
+            "candidate_id", "ballot__voter_index", "accepted", "preferred", "is_self", "counted").order_by():
+        place, candidate = by_key[key]
+        marks[place].append(voting.Mark(voter, candidate, accepted, preferred))
         if is_self:
-            self_vote[request_id] = counted
-    for request_id, winner in rows:
-        if request_id in marks:
-            yield StoredVote(request_id, winner, models[request_id], tuple(sorted(answered[request_id])),
-                             tuple(marks[request_id]), self_vote.get(request_id))
+            self_vote[place] = counted
+    for place, (request_id, winner) in enumerate(rows):
+        if marks[place]:
+            yield StoredVote(request_id, winner, models[place], tuple(sorted(answered[place])),
+                             tuple(marks[place]), self_vote[place])
