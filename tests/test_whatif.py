@@ -9,7 +9,7 @@ policy each pick another winner; chunking, the window and ensemble filters, acce
 import io
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from ensemble.keys import api_key_create
 from ensemble.leaderboard import whatif
@@ -208,3 +208,15 @@ def test_retally_prints_the_same_figures():
     assert "1 request" in lines[0]
     borda = next(line for line in lines if line.startswith("borda"))
     assert borda.split()[1:3] == ["1", "1"] and changed.public_id in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_retally_keeps_the_rules_asked_for_and_refuses_an_unknown_one():
+    vote(members=MEMBERS, ballots=BORDA_DIFFERS)
+    out = io.StringIO()
+
+    call_command("retally", "--rule", "approval", "--rule", "without:c", stdout=out)
+
+    assert [line.split()[0] for line in out.getvalue().splitlines()[1:]] == ["approval", "without:c"]
+    with pytest.raises(CommandError, match="nonsense"):
+        call_command("retally", "--rule", "nonsense")

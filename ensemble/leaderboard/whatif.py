@@ -183,16 +183,28 @@ def what_if(*, window: str = DEFAULT_WINDOW, ensemble: str = "", rules: Iterable
             not_reproduced += 1
             continue
         total += 1
-        for model in set(vote.models.values()) - dropping.keys():
-            if wanted is None or {"without", f"{Without.prefix}{model}"} & wanted:
-                dropping[model] = Without(model)
-                outcomes[dropping[model].name] = RuleOutcome(dropping[model].name)
-        for rule in (*counting, *(dropping[m] for m in set(vote.models.values()) & dropping.keys())):
+        for rule in (*counting, *_without_rules(vote, wanted, dropping, outcomes)):
             if rule.recounts(vote):
                 outcomes[rule.name].add(vote, rule.winner(vote))
     for model, rule in dropping.items():
         outcomes[rule.name].cost_saved = _calls_cost(requests=requests, model=model)
     return WhatIf(window, ensemble, since, total, not_reproduced, _listed(outcomes, counting, dropping))
+
+
+def _without_rules(vote: StoredVote, wanted: set[str] | None, dropping: dict[str, Without],
+                   outcomes: dict[str, RuleOutcome]) -> list[Without]:
+    """Return the wanted without:<model> rules of the models in `vote`, making those first seen."""
+    models = set(vote.models.values())
+    for model in models - dropping.keys():
+        if wanted is None or {"without", f"{Without.prefix}{model}"} & wanted:
+            dropping[model] = Without(model)
+            outcomes[dropping[model].name] = RuleOutcome(dropping[model].name)
+    return [dropping[model] for model in models & dropping.keys()]
+
+
+def rule_known(name: str) -> bool:
+    """Return whether `name` names a rule `what_if(rules=...)` can keep."""
+    return name in {r.name for r in COUNTING_RULES} or name == "without" or name.startswith(Without.prefix)
 
 
 def _listed(outcomes: dict[str, RuleOutcome], counting: list[Rule], dropping: dict[str, Without]) -> list[RuleOutcome]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from ensemble.leaderboard import whatif, windows
 from ensemble.management.arguments import positive_int
@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--chunk", type=positive_int, default=whatif.CHUNK_SIZE, help="requests read at a time")
 
     def handle(self, *args, window: str, ensemble: str, rules, chunk: int, **options) -> None:
+        unknown = [name for name in rules or () if not whatif.rule_known(name)]
+        if unknown:
+            raise CommandError(f"Unknown rule(s): {', '.join(unknown)}.")
         started = time.perf_counter()
         result = whatif.what_if(window=window, ensemble=ensemble, rules=rules, chunk_size=chunk)
         elapsed = time.perf_counter() - started
