@@ -166,6 +166,27 @@ def test_marks_on_failed_candidates_are_ignored():
     assert totals == {0: Tally(1, 0), 2: Tally(1, 0)}
 
 
+def test_borda_scores_each_ballots_order_preferred_then_accepted_then_not():
+    # Four shown: the preferred beats 3, the other accepted beats the 2 not accepted, those beat none.
+    assert voting.borda_points([0, 1, 2, 3], _marks(0, {1, 2}, 2, candidates=(0, 1, 2, 3))) == {0: 0, 1: 2, 2: 3, 3: 0}
+
+
+def test_borda_ignores_a_preference_without_acceptance_and_uncounted_self_marks():
+    marks = [Mark(0, 0, True, False), Mark(0, 1, False, True), Mark(0, 2, False, False)]
+    assert voting.borda_points([0, 1, 2], marks) == {0: 2, 1: 0, 2: 0}
+    # Without its self mark, voter 0's ballot is b (accepted) over c: as if a had not been shown.
+    assert voting.borda_points([0, 1, 2], _marks(0, {0, 1}, 0), self_vote=False) == {0: 0, 1: 1, 2: 0}
+
+
+def test_borda_can_elect_another_winner_than_acceptances_and_ties_go_through_rank():
+    # 0 is accepted by all three, never preferred; 1 is preferred by two and accepted by two.
+    marks = _marks(0, {0, 1}, 1) + _marks(1, {0, 1}, 1) + _marks(2, {0, 2}, 2)
+    totals = voting.tally([0, 1, 2], marks)
+    assert voting.rank(totals)[0] == 0
+    assert voting.rank(totals, points=voting.borda_points([0, 1, 2], marks)) == [1, 0, 2]
+    assert voting.rank({0: Tally(1, 0), 1: Tally(2, 0)}, points={0: 3, 1: 3}) == [1, 0]  # equal points: acceptances
+
+
 # --- consensus -----------------------------------------------------------------------------------
 
 def _consensus(marks, candidates=(0, 1, 2), *, self_vote=True, low_below=0.5):

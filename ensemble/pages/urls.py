@@ -3,7 +3,7 @@ import uuid
 
 from django.urls import path, register_converter
 
-from . import views
+from . import views, whatif
 
 app_name = "pages"
 
@@ -29,4 +29,6 @@ urlpatterns = [
     path("votes/<request_id:pk>/feedback/", views.vote_feedback, name="vote-feedback"),
     path("leaderboard/", views.leaderboard, name="leaderboard"),
     path("leaderboard.json", views.leaderboard_json, name="leaderboard-json"),
+    path("leaderboard/what-if/", whatif.whatif_page, name="whatif"),
+    path("leaderboard/what-if.json", whatif.whatif_json, name="whatif-json"),
 ]

@@ -98,15 +98,19 @@ def _detail_or_404(pk) -> history.RequestDetail:
     return detail
 
 
-def _leaderboard_from(request) -> leaderboards.Leaderboard:
-    # Reads only: a closed day that `manage.py rollup_votes` has not rolled up yet is read live.
-    return leaderboards.leaderboard(
-        window=request.GET.get("window", windows.DEFAULT_WINDOW),
+def board_filters(request) -> dict:
+    """Return the leaderboard's filters in the query string: `window` and `ensemble`."""
+    return {
+        "window": request.GET.get("window", windows.DEFAULT_WINDOW),
         # No request has a NUL in its name (the API refuses it), and PostgreSQL refuses one in a
         # query: any stand-in keeps it what it is, an ensemble without requests.
-        ensemble=request.GET.get("ensemble", "").replace("\x00", "\ufffd"),
-        sort=request.GET.get("sort", sorting.DEFAULT_SORT),
-    )
+        "ensemble": request.GET.get("ensemble", "").replace("\x00", "\ufffd"),
+    }
+
+
+def _leaderboard_from(request) -> leaderboards.Leaderboard:
+    # Reads only: a closed day that `manage.py rollup_votes` has not rolled up yet is read live.
+    return leaderboards.leaderboard(**board_filters(request), sort=request.GET.get("sort", sorting.DEFAULT_SORT))
 
 
 # Leaderboard columns: (sort key, label, what it means).

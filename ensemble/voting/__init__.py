@@ -14,7 +14,8 @@ A voting round, for candidates indexed 0..n-1 (their position in the ensemble):
    (`BALLOT_SCHEMA`) if it holds one, else as `ACCEPTED:` / `PREFERRED:` lines (`parse_ballot`);
    `ballot_marks` maps them back to candidate indexes;
 4. `tally` counts acceptances and preferences (a preference only counts when the same voter also
-   accepted that candidate), `rank` orders the candidates;
+   accepted that candidate), `rank` orders the candidates (`borda_points` scores them another
+   way for the what-if re-tally, ranked by the same tie-break);
 5. `consensus` says how far the other voters agreed with the winner, from the same marks and tally.
 
 Ranking and tie-break: most acceptances, then most preferences, then the candidate whose model
@@ -26,11 +27,11 @@ from .ballot import (BALLOT_INSTRUCTIONS, BALLOT_SCHEMA, BALLOT_SYSTEM_PROMPT, F
                      QuoteLimits, ballot_messages, ballot_order, candidates_prompt, fence_nonce, fenced_candidates,
                      quote_shares, quoted, render_conversation, turn_text)
 from .parse import ParsedBallot, UnreadableBallot, parse_ballot, parse_json_ballot, read_ballot
-from .tally import Consensus, Mark, Tally, ballot_marks, consensus, counts, rank, tally
+from .tally import Consensus, Mark, Tally, ballot_marks, borda_points, consensus, counts, rank, tally
 
 __all__ = [
     "BALLOT_INSTRUCTIONS", "BALLOT_SCHEMA", "BALLOT_SYSTEM_PROMPT", "FENCE_RULES", "JSON_BALLOT_INSTRUCTIONS",
-    "Consensus", "Mark", "ParsedBallot", "QuoteLimits", "Tally", "UnreadableBallot", "ballot_marks",
+    "Consensus", "Mark", "ParsedBallot", "QuoteLimits", "Tally", "UnreadableBallot", "ballot_marks", "borda_points",
     "ballot_messages", "ballot_order", "candidates_prompt", "consensus", "counts", "fence_nonce",
     "fenced_candidates", "formats", "methods", "parse_ballot", "parse_json_ballot", "quote_shares",
     "quoted", "rank", "read_ballot", "render_conversation", "tally", "turn_text",

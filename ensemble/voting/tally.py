@@ -58,9 +58,33 @@ def tally(candidates: Iterable[int], marks: Iterable[Mark], *, self_vote: bool =
     return totals
 
 
-def rank(totals: dict[int, Tally]) -> list[int]:
-    """Return candidate indexes best first: acceptances, then preferences, then ensemble order."""
-    return sorted(totals, key=lambda c: (-totals[c].accepted, -totals[c].preferred, c))
+def borda_points(candidates: Iterable[int], marks: Iterable[Mark], *, self_vote: bool = True) -> dict[int, int]:
+    """Return Borda points per candidate index from the counted marks (the what-if re-tally's rule).
+
+    Each ballot orders the candidates it was shown in three levels: preferred > accepted > not
+    accepted (a preference counts only with an acceptance, as in `tally`). On each ballot a
+    candidate scores one point per candidate that ballot puts on a strictly lower level: of k
+    shown, the preferred one scores k - 1, another accepted one the number not accepted, a
+    candidate not accepted 0. A mark the self-vote policy does not count, or on a candidate
+    outside `candidates`, is left off its ballot, as if that candidate had not been shown.
+    """
+    points = {candidate: 0 for candidate in candidates}
+    ballots: dict[int, list[tuple[int, int]]] = {}
+    for mark in marks:
+        if mark.candidate in points and counts(mark, self_vote=self_vote):
+            level = (2 if mark.preferred else 1) if mark.accepted else 0
+            ballots.setdefault(mark.voter, []).append((mark.candidate, level))
+    for shown in ballots.values():
+        for candidate, level in shown:
+            points[candidate] += sum(other < level for _, other in shown)
+    return points
+
+
+def rank(totals: dict[int, Tally], *, points: dict[int, int] | None = None) -> list[int]:
+    """Return candidate indexes best first: acceptances, then preferences, then ensemble order;
+    with `points` (a re-tally's score, e.g. `borda_points`), most points before all of those."""
+    first = points or {}
+    return sorted(totals, key=lambda c: (-first.get(c, 0), -totals[c].accepted, -totals[c].preferred, c))
 
 
 @dataclass(frozen=True)
