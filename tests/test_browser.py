@@ -199,13 +199,20 @@ document.addEventListener('securitypolicyviolation',
     event => window.__violations.push(`${event.effectiveDirective} ${event.blockedURI}`));"""
 
 
-def test_pages_and_admin_load_without_console_errors_or_policy_violations(trio_server, long_one, browser):
-    base = trio_server.url
+
+def watched_page(browser):
+    """Return a new page that records CSP violations (window.__violations), and the list its console
+    errors and uncaught exceptions are appended to."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.add_init_script(RECORD_VIOLATIONS)
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, errors
+
+def test_pages_and_admin_load_without_console_errors_or_policy_violations(trio_server, long_one, browser):
+    base = trio_server.url
+    page, errors = watched_page(browser)
     log_in(page, base, "/votes/")  # the admin's login page, then the history list
     violations = page.evaluate("window.__violations")
     for path in (f"/votes/{long_one.pk}/", "/leaderboard/", "/admin/", "/admin/ensemble/completionrequest/",

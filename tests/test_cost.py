@@ -13,11 +13,10 @@ from decimal import Decimal
 import openai
 import pytest
 from django.core.management import call_command
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from ensemble.models import Ballot, Candidate, CompletionRequest, EnsembleDayRollup, ModelDayRollup, ModelPrice
+from tests.test_migration_ballot_format import migrate, migrate_to_latest
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 # A panel whose three models cost 0.001, 0.002 and 0.0005 per call, generation and ballot alike.
@@ -263,13 +262,6 @@ def test_pruning_forgets_the_rolled_up_cost_of_the_days_it_deletes(http, trio_se
     assert not EnsembleDayRollup.objects.exists() and not CompletionRequest.objects.exists()
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_rows_stored_before_the_migration_have_unknown_cost():
     old = migrate([("ensemble", "0015_feedback")])
@@ -285,8 +277,7 @@ def test_rows_stored_before_the_migration_have_unknown_cost():
         assert new.get_model("ensemble", "Candidate").objects.get().cost_usd is None
         assert new.get_model("ensemble", "Ballot").objects.get().cost_usd is None
     finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+        migrate_to_latest()
 
 
 @pytest.mark.django_db

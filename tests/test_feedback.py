@@ -13,19 +13,8 @@ from ensemble.keys import api_key_create, keys_required
 from ensemble.models import Feedback
 
 from .factories import ago, vote
+from .test_api_keys import bearer, forget_keys  # noqa: F401  (an autouse fixture: keys forgotten per test)
 from .test_bad_input import GOOD, assert_openai_error
-
-
-@pytest.fixture(autouse=True)
-def forget_keys():
-    """Keys are remembered for a few seconds per process; the test database is emptied without signals."""
-    keys_required.clear()
-    yield
-    keys_required.clear()
-
-
-def bearer(key: str) -> dict:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def answer_id(http, headers=None) -> str:

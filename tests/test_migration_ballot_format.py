@@ -9,10 +9,17 @@ AFTER = [("ensemble", "0012_ballot_format")]
 
 
 def migrate(targets):
+    """Migrate the test database to `targets`; return the models as they were there (tests/test_cost.py too)."""
     executor = MigrationExecutor(connection)
     executor.migrate(targets)
     executor.loader.build_graph()
     return executor.loader.project_state(targets).apps
+
+
+def migrate_to_latest() -> None:
+    """Migrate the test database back to the latest migrations, for the tests after this one."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -30,5 +37,4 @@ def test_old_ballots_keep_their_status_and_are_recorded_as_asked_in_text():
         assert [(b.voter_model, b.status, b.error, b.format) for b in rows] == [
             ("a", "ok", "", "text"), ("b", "unparseable", "no ACCEPTED line", "text")]
     finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+        migrate_to_latest()

@@ -6,7 +6,7 @@ Skipped, with the reason, where tests/test_browser.py is (no Chromium, no playwr
 """
 import pytest
 
-from tests.test_browser import OVERFLOWS, PASSWORD, RECORD_VIOLATIONS, browser, log_in, shoot  # noqa: F401
+from tests.test_browser import OVERFLOWS, PASSWORD, browser, log_in, shoot, watched_page  # noqa: F401
 from tests.factories import build_vote, save_votes
 
 
@@ -22,11 +22,7 @@ def changed(transactional_db, django_user_model):
 def test_the_what_if_page_opens_from_the_leaderboard_and_links_to_the_changed_votes(
         trio_server, changed, browser):  # noqa: F811
     base = trio_server.url
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.add_init_script(RECORD_VIOLATIONS)
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page, errors = watched_page(browser)
     log_in(page, base, "/leaderboard/")
 
     page.click("a.whatif")
