@@ -88,6 +88,10 @@ class CompletionRequest(UsageFields):
     consensus_preferred_share = models.FloatField(null=True, blank=True, help_text="Share of them that also preferred it.")
     consensus_margin = models.IntegerField(null=True, blank=True, help_text="The winner's counted acceptances minus the runner-up's.")
     consensus_low = models.BooleanField(null=True, blank=True, help_text="Score below TRIO_LOW_CONSENSUS when stored, or no other voter judged the winner.")
+    # The client's `metadata` and `user` (never sent to the members); each metadata pair is also a
+    # RequestTag row, which is what `?tag=` filters read.
+    metadata = models.JSONField(default=dict, blank=True, help_text="The request's metadata: its tags.")
+    user = models.CharField(max_length=256, blank=True, db_index=True, help_text="The client's end user (the request's `user`).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -112,6 +116,24 @@ class CompletionRequest(UsageFields):
 
     def get_absolute_url(self) -> str:
         return reverse("pages:vote-detail", args=[self.pk])
+
+
+class RequestTag(models.Model):
+    """One `metadata` pair of a request, for filtering by tag: the index (key, value, request) finds a
+    tag's requests without reading any JSON."""
+
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="tags", db_index=False)
+    key = models.CharField(max_length=64)
+    value = models.CharField(max_length=512)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["key", "value", "request"], name="request_tag_key_value"),
+            models.Index(fields=["request"], name="request_tag_request"),  # cascade deletes, prune
+        ]
+
+    def __str__(self):
+        return f"{self.key}:{self.value}"
 
 
 class Candidate(UsageFields):

@@ -30,7 +30,7 @@ from .backend import MAX_TOKEN_COUNT, Usage
 from .formats.text import last_user_text
 from .inserts import RowInserter
 from .loops import PerLoop
-from .models import Ballot, BallotMark, Candidate, CompletionRequest
+from .models import Ballot, BallotMark, Candidate, CompletionRequest, RequestTag
 from .outcomes import BallotResult, CandidateResult, CompletionOutcome
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,10 @@ def completions_record(outcomes: list[CompletionOutcome]) -> list[dict]:
                 marks.extend(_mark_row(outcome, ballot, ballot_id, candidate_rows[m.candidate], position, m)
                              for position, m in enumerate(ballot.marks, start=1))
         MARKS.insert(marks)
+        # -- tags (issue 24): each request's metadata pairs, for ?tag= filters --
+        TAGS.insert([{"request_id": o.id, "key": key, "value": value}
+                     for o in outcomes for key, value in o.metadata.items()])
+        # -- end tags --
     return requests
 
 
@@ -203,7 +207,9 @@ REQUESTS = RowInserter(CompletionRequest, [
     "winner_model", "winner_index", "voter_count", "latency_ms", "generation_ms", "voting_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "api_key_id", "aggregation_method", "parent_id",
     "consensus_score", "consensus_preferred_share", "consensus_margin", "consensus_low",
+    "metadata", "user",  # tags (issue 24)
 ])
+TAGS = RowInserter(RequestTag, ["request_id", "key", "value"])  # tags (issue 24)
 CANDIDATES = RowInserter(Candidate, [
     "request_id", "index", "model", "content", "tool_calls", "status", "error", "finish_reason", "latency_ms",
     "accepted_count", "preferred_count", "rank", "is_winner", "prompt_tokens", "completion_tokens",
@@ -231,6 +237,7 @@ def _request_row(outcome: CompletionOutcome) -> dict:
         voting_ms=outcome.voting_ms, **_usage_columns(outcome.total_usage),
         api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
         parent_id=outcome.parent_id, **_consensus_columns(outcome.consensus),
+        metadata=outcome.metadata, user=outcome.user,  # tags (issue 24)
     )
 
 
