@@ -96,11 +96,14 @@ def _any(parts: list[Q]) -> Q:
     return reduce(operator.or_, parts)
 
 
-def request_scope(ranges: list[Range], ensemble: str) -> Q:
-    """Return the condition on a row's `request` that keeps it inside `ranges` and the ensemble."""
-    if ranges == [(None, None)] and not ensemble:
+def request_scope(ranges: list[Range], ensemble: str, request_filter: Q | None = None) -> Q:
+    """Return the condition on a row's `request` that keeps it inside `ranges`, the ensemble and the
+    request filter (tags, user, key)."""
+    if ranges == [(None, None)] and not ensemble and not request_filter:
         return Q()
     requests = CompletionRequest.objects.filter(_ranges_q(ranges))
     if ensemble:
         requests = requests.filter(ensemble=ensemble)
+    if request_filter:
+        requests = requests.filter(request_filter)
     return Q(RequestIn("request", requests.order_by().values("pk")))

@@ -12,7 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from ..api.errors import openai_error
 from ..history import reads as history
+from ..history.filters import FilterError, RequestFilter
 from ..history.feedback import feedback_record
 from ..leaderboard import board as leaderboards
 from ..leaderboard import sorting, windows
@@ -21,7 +23,7 @@ from ..leaderboard.standing import Standing
 from ..models import FeedbackSource, RequestStatus
 from . import charts
 from .access import staff_or_api_key_required, staff_required
-from .forms import FeedbackForm, HistoryFilters
+from .forms import FeedbackForm, HistoryFilters, RequestFilterForm
 
 PAGE_SIZE = 50
 
@@ -97,9 +99,10 @@ def _detail_or_404(pk) -> history.RequestDetail:
     return detail
 
 
-def _leaderboard_from(request) -> leaderboards.Leaderboard:
+def _leaderboard_from(request, request_filter: RequestFilter) -> leaderboards.Leaderboard:
     # Reads only: a closed day that `manage.py rollup_votes` has not rolled up yet is read live.
     return leaderboards.leaderboard(
+        request_filter=request_filter.q(),
         window=request.GET.get("window", windows.DEFAULT_WINDOW),
         # No request has a NUL in its name (the API refuses it), and PostgreSQL refuses one in a
         # query: any stand-in keeps it what it is, an ensemble without requests.
@@ -137,12 +140,15 @@ def _sort_headers(sort: str) -> list[dict]:
 @require_safe
 @staff_required
 def leaderboard(request):
-    board = _leaderboard_from(request)
+    form = RequestFilterForm(request.GET)
+    form.is_valid()  # a bad tag, user or key filter is shown with its error and not applied
+    board = _leaderboard_from(request, form.cleaned_data["request_filter"])
     palette = charts.colours(board.models)
     sort = request.GET.get("sort", sorting.DEFAULT_SORT)
     sort = sort if sort.lstrip("-") in sorting.SORTS else sorting.DEFAULT_SORT
     return render(request, "ensemble/leaderboard.html", {
-        "board": board, "sort": sort, "headers": _sort_headers(sort),
+        "board": board, "sort": sort, "headers": _sort_headers(sort), "form": form,
+        "request_filter": form.cleaned_data["request_filter"],
         "min_comparisons": MIN_COMPARISONS,
         "windows": [(key, label) for key, (label, *_) in windows.WINDOWS.items()],
         "ensembles": history.history_ensembles(),
@@ -154,10 +160,17 @@ def leaderboard(request):
 @require_safe
 @staff_or_api_key_required
 def leaderboard_json(request):
-    board = _leaderboard_from(request)
+    try:
+        request_filter = RequestFilter.from_query(request.GET, staff=request.user.is_staff)
+    except FilterError as exc:
+        return openai_error(403 if exc.forbidden else 400, str(exc), param=exc.param)
+    board = _leaderboard_from(request, request_filter)
     return JsonResponse({
         "window": board.window,
         "ensemble": board.ensemble or None,
+        "tags": request_filter.tag_texts,  # the filters applied, as ?tag= spells them
+        "user": request_filter.user or None,
+        "key": request_filter.key or None,
         "since": board.since,
         "generated_at": timezone.now(),
         "models": [{**standing_json(s), **board.human.model_json(s.model)} for s in board.standings],
