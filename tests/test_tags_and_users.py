@@ -243,3 +243,11 @@ def test_the_export_filters_by_tags_user_key_and_ensemble_and_carries_metadata(t
 def test_a_bad_export_filter_is_a_command_error(tagged):
     with pytest.raises(CommandError, match="--tag"):
         export("--tag", "no-colon")
+
+
+def test_prune_deletes_the_tags_with_their_requests(tagged):
+    CompletionRequest.objects.filter(pk=tagged["both"].pk).update(created_at=ago(days=100))
+    out = io.StringIO()
+    call_command("prune_votes", "--older-than", "30d", stdout=out, stderr=io.StringIO())
+    assert "2 tag(s)" in out.getvalue()
+    assert RequestTag.objects.count() == 4 and not RequestTag.objects.filter(request=tagged["both"]).exists()
