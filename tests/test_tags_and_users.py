@@ -41,6 +41,13 @@ def test_the_responses_api_stores_metadata_and_user_and_still_echoes_them(http):
     assert RequestTag.objects.filter(request=request).count() == 2
 
 
+def test_a_stored_response_is_read_back_with_its_metadata_and_user(http):
+    created = http.post("/v1/responses", json={"model": "trio", "input": "hi", "metadata": TAGS, "user": "u7"}).json()
+    again = http.get(f"/v1/responses/{created['id']}")
+    assert again.status_code == 200, again.text
+    assert (again.json()["metadata"], again.json()["user"]) == (TAGS, "u7")
+
+
 def test_a_request_without_them_stores_no_tags_and_a_blank_user(http):
     request = chat(http)
     assert (request.metadata, request.user) == ({}, "")
