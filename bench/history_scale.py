@@ -8,6 +8,7 @@ and prints the median of `--rounds` renders per page, with the SQL statements ea
     python bench/history_scale.py                       # SQLite, a temporary file
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python bench/history_scale.py
                                                         # PostgreSQL: creates and drops `trio_bench`
+    python bench/history_scale.py --tags                # also tag-filtered pages (team one of 5)
 
 The first leaderboard after seeding finds no rollup and reads every day live (the "cold" line;
 a checkout from before rollup_votes ran at start only rolled up on that view instead); then
@@ -38,6 +39,17 @@ LEADERBOARD = [
      f"/leaderboard/?window={window}" + (f"&ensemble={ENSEMBLE}" if ensemble else ""))
     for window in ("24h", "7d", "30d", "all") for ensemble in (False, True)
 ] + [("leaderboard.json all", "/leaderboard.json?window=all")]
+# Tagged (seed_history --tags: team one of 5, product one of 20): a filtered board reads the whole
+# window live, as the rollup has no tag dimension (ensemble.leaderboard.board).
+TAGGED = [
+    ("leaderboard.json tag team:a", "/leaderboard.json?tag=team:a"),
+    ("leaderboard.json team:a 7d", "/leaderboard.json?tag=team:a&window=7d"),
+    ("leaderboard.json team:a+product:p01", "/leaderboard.json?tag=team:a&tag=product:p01"),
+    ("leaderboard tag team:a", "/leaderboard/?tag=team:a"),
+    ("leaderboard team:a trio", f"/leaderboard/?tag=team:a&ensemble={ENSEMBLE}"),
+    ("history tag team:a", "/votes/?tag=team:a"),
+    ("history team:a+product:p01", "/votes/?tag=team:a&tag=product:p01"),
+]
 
 
 def history_pages(today: str, week_ago: str) -> list[tuple[str, str]]:
@@ -109,6 +121,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database for --reuse")
     parser.add_argument("--reuse", action="store_true", help="do not seed: reuse the database kept by --keep")
     parser.add_argument("--name", default="trio_bench", help="the database (PostgreSQL) or file (SQLite) to use")
+    parser.add_argument("--tags", action="store_true",
+                        help="seed with tags (seed_history --tags) and measure the tag-filtered pages too")
     args = parser.parse_args()
 
     url, dispose = database_url(args.name)
@@ -116,9 +130,10 @@ def main() -> None:
     if not args.reuse:
         create_database(url, args.name)
         manage(url, "migrate", "--noinput", "-v", "0")
-        seeding = manage(url, "seed_history", "--requests", str(args.requests), "--no-rollup")
+        seeding = manage(url, "seed_history", "--requests", str(args.requests), "--no-rollup",
+                         *(["--tags"] if args.tags else []))
     try:
-        run(url, args.rounds, seeding)
+        run(url, args.rounds, seeding, tagged=args.tags)
     finally:
         from django.db import connections
         connections.close_all()
@@ -129,7 +144,7 @@ def main() -> None:
             dispose()
 
 
-def run(url: str, rounds: int, seeding: float | None) -> None:
+def run(url: str, rounds: int, seeding: float | None, *, tagged: bool = False) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trio_site.settings")
     import django
@@ -170,6 +185,7 @@ def run(url: str, rounds: int, seeding: float | None) -> None:
     now = timezone.now()
     today = now.date()
     pages = LEADERBOARD + history_pages(today.isoformat(), (today - timedelta(days=6)).isoformat())
+    pages += TAGGED if tagged else []
     print(f"{'page':36} {'median ms':>9} {'min':>6} {'max':>6} {'queries':>7}")
     for name, path in pages:
         if path.endswith("page=last"):

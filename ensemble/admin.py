@@ -39,7 +39,7 @@ class CompletionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("created_at", "prompt_excerpt", "ensemble", "aggregation_method", "status", "winner_model",
                     "voter_count", "consensus_score", "latency_ms", "total_tokens", "cost_total")
     list_filter = ("status", "ensemble", "aggregation_method", "winner_model", "consensus_low", "created_at")
-    search_fields = ("prompt_excerpt",)
+    search_fields = ("prompt_excerpt", "=user")  # the end user, exactly (its index)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in CompletionRequest._meta.fields]
     inlines = [CandidateInline, BallotInline]

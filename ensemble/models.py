@@ -97,6 +97,10 @@ class CompletionRequest(UsageFields):
     # Over every backend call of the request, nested ensembles' included (CompletionOutcome.cost_total).
     cost_total = cost_field("USD: the sum of its calls' known costs; empty when none is known.")
     cost_unknown_calls = models.PositiveIntegerField(default=0, help_text="Its calls whose cost is unknown.")
+    # The client's `metadata` and `user` (never sent to the members); each metadata pair is also a
+    # RequestTag row, which is what `?tag=` filters read.
+    metadata = models.JSONField(default=dict, blank=True, help_text="The request's metadata: its tags.")
+    user = models.CharField(max_length=256, blank=True, db_index=True, help_text="The client's end user (the request's `user`).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -121,6 +125,24 @@ class CompletionRequest(UsageFields):
 
     def get_absolute_url(self) -> str:
         return reverse("pages:vote-detail", args=[self.pk])
+
+
+class RequestTag(models.Model):
+    """One `metadata` pair of a request, for filtering by tag: the index (key, value, request) finds a
+    tag's requests without reading any JSON."""
+
+    request = models.ForeignKey(CompletionRequest, on_delete=models.CASCADE, related_name="tags", db_index=False)
+    key = models.CharField(max_length=64)
+    value = models.CharField(max_length=512)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["key", "value", "request"], name="request_tag_key_value"),
+            models.Index(fields=["request"], name="request_tag_request"),  # cascade deletes, prune
+        ]
+
+    def __str__(self):
+        return f"{self.key}:{self.value}"
 
 
 class Candidate(UsageFields):

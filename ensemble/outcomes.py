@@ -93,6 +93,8 @@ class CompletionOutcome:
     generation_ms: int = 0
     voting_ms: int = 0
     api_key_id: int | None = None  # the API key that made the request, when keys are in use
+    metadata: dict[str, str] = field(default_factory=dict)  # the request's `metadata`: its tags; never sent upstream
+    user: str = ""  # the request's `user`, the client's end user; never sent upstream
     parent_id: uuid.UUID | None = None  # set on a nested ensemble's outcome
     children: list[CompletionOutcome] = field(default_factory=list)  # nested ensembles' outcomes
     combined: str | None = None  # the reply of `concat`, which has no winner

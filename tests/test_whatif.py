@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from ensemble.keys import api_key_create
 from ensemble.leaderboard import whatif
+from ensemble.models import CompletionRequest, RequestTag
 from tests.factories import ago, build_vote, save_votes, vote
 
 STRONG, FAIR, WEAK = "strong@quality=0.9", "fair@quality=0.7", "weak@quality=0.3"
@@ -182,6 +183,26 @@ def test_the_window_and_ensemble_filters_apply(staff):
     assert counted(ensemble="duo")["requests"] == 1
     assert counted(ensemble="nobody")["requests"] == 0
     assert counted(window="nonsense")["window"] == "all"
+
+
+@pytest.mark.django_db
+def test_the_tag_and_user_filters_apply_as_on_the_leaderboard(staff):
+    tagged = vote(members=MEMBERS, ballots=BORDA_DIFFERS)
+    RequestTag.objects.create(request=tagged, key="team", value="a")
+    CompletionRequest.objects.filter(pk=tagged.pk).update(user="ann")
+    vote(members=MEMBERS, ballots=BORDA_DIFFERS)
+
+    def counted(**query):
+        return staff.get("/leaderboard/what-if.json", query).json()
+
+    assert counted()["requests"] == 2
+    team_a = counted(tag="team:a")
+    assert (team_a["requests"], team_a["tags"], rules(team_a)["borda"]["changed"]) == (1, ["team:a"], 1)
+    assert counted(tag="team:b")["requests"] == 0
+    assert counted(user="ann")["requests"] == 1
+    bad = staff.get("/leaderboard/what-if.json", {"tag": "no-colon"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tag"
+    assert "team:a" in staff.get("/leaderboard/what-if/", {"tag": "team:a"}).content.decode()
 
 
 @pytest.mark.django_db

@@ -10,8 +10,8 @@ from ..formats.structured import JSON_FORMATS
 from ..formats.tools import tool_calls_of, unanswered_tool_message
 from .dsl import ModelField
 from .fields import (
-    MAX_CONTENT_PARTS, NAME_SCHEMA, JSONValueField, StrictBooleanField, StrictCharField, StrictFloatField,
-    StrictIntegerField, count_parts, named_spec, under,
+    MAX_CONTENT_PARTS, NAME_SCHEMA, JSONValueField, MetadataField, StrictBooleanField, StrictCharField,
+    StrictFloatField, StrictIntegerField, count_parts, named_spec, under, user_field,
 )
 from .tool_fields import ChatToolChoiceField, ChatToolsField
 
@@ -181,8 +181,9 @@ class StreamOptionsSerializer(serializers.Serializer):
 class ChatCompletionRequestSerializer(serializers.Serializer):
     """The fields of POST /v1/chat/completions that Trio reads; any others are accepted and ignored.
 
-    OpenAI itself refuses unknown fields, but clients send fields Trio has no use for (`user`,
-    `logprobs`, ...), and refusing them would break those clients outright.
+    OpenAI itself refuses unknown fields, but clients send fields Trio has no use for (`logprobs`,
+    ...), and refusing them would break those clients outright. `metadata` and `user` are stored with
+    the request (tags and the end user, for the history's filters) and never sent to the members.
     """
 
     model = ModelField()
@@ -205,6 +206,8 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     tool_choice = ChatToolChoiceField(required=False, allow_null=True)
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True,
                                              help_text="Passed to every member's generation call, with tools.")
+    metadata = MetadataField(required=False, allow_null=True)
+    user = user_field()
 
     def validate(self, attrs):
         # An explicit null means "not set", like OpenAI: drop it rather than send null upstream.

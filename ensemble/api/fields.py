@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 # Content parts in all the messages of a request. OpenAI documents no limit; each part costs
@@ -54,6 +55,48 @@ class JSONValueField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+# OpenAI's limits on a request's `metadata` (chat completions and Responses alike).
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+# `user`: OpenAI documents no length; 256 is what it accepts in practice and fits an indexed column.
+MAX_USER = 256
+
+
+@extend_schema_field({"type": "object", "maxProperties": MAX_METADATA_KEYS,
+                      "propertyNames": {"maxLength": MAX_METADATA_KEY},
+                      "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE},
+                      "description": "Stored with the request; each pair is a tag the history, leaderboard and "
+                                     "export filter by (`?tag=key:value`). Not sent to the members."})
+class MetadataField(JSONValueField):
+    """`metadata`: at most 16 string keys of at most 64 characters, each a string of at most 512."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be an object of string keys and string values.")
+        if len(data) > MAX_METADATA_KEYS:
+            raise serializers.ValidationError(f"Must have at most {MAX_METADATA_KEYS} keys, not {len(data)}.")
+        for key, value in data.items():
+            if len(key) > MAX_METADATA_KEY:
+                raise serializers.ValidationError(f"Keys must be at most {MAX_METADATA_KEY} characters.")
+            if not isinstance(value, str):
+                raise serializers.ValidationError(f"Values must be strings (key {key[:MAX_METADATA_KEY]!r}).")
+            if len(value) > MAX_METADATA_VALUE:
+                raise serializers.ValidationError(f"Values must be at most {MAX_METADATA_VALUE} characters.")
+        fault = json_fault(data)  # NUL: PostgreSQL cannot store it
+        if fault:
+            raise serializers.ValidationError(fault)
+        return data
+
+
+def user_field() -> serializers.CharField:
+    """Return the `user` field: the end user's id, stored (indexed) for `?user=` filters; not sent to the members."""
+    return StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=MAX_USER,
+                           trim_whitespace=False,
+                           help_text="The end user's id: stored for the history's `?user=` filter, not sent "
+                                     "to the members.")
 
 
 def under(key: str | int, parse, value):

@@ -51,10 +51,13 @@ def response_body(outcome: CompletionOutcome, echo: dict) -> dict:
 
 def stored_response_body(stored: StoredResponse) -> dict:
     """Return the `response` object of a stored request, as far as its row tells: its settings are read
-    back from the parameters it forwarded; of the voting details only the consensus and cost, the rest is left to
+    back from the parameters it forwarded (and its metadata and user columns); of the voting details only the consensus and cost, the rest is left to
     the vote pages."""
     request = stored.request
-    body = _envelope(request.id, request.created_at, request.ensemble, response_echo(responses_settings(request.params)))
+    settings = {**responses_settings(request.params), "metadata": request.metadata}  # metadata and user: stored apart
+    if request.user:
+        settings["user"] = request.user
+    body = _envelope(request.id, request.created_at, request.ensemble, response_echo(settings))
     if stored.answer is not None:
         reply = Reply(stored.answer["content"] or "", stored.finish_reason, stored.usage,
                       stored.answer.get("tool_calls", []))

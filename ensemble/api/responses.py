@@ -27,8 +27,8 @@ from ..formats.structured import JSON_FORMATS
 from .errors import InvalidRequest, ResponseNotFound
 from .dsl import ModelField
 from .fields import (
-    NAME_SCHEMA, JSONValueField, StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField,
-    count_parts, json_fault, named_spec, spec_name, under,
+    NAME_SCHEMA, JSONValueField, MetadataField, StrictBooleanField, StrictCharField, StrictFloatField,
+    StrictIntegerField, count_parts, json_fault, named_spec, spec_name, under, user_field,
 )
 from .tool_fields import FlatToolChoiceField, FlatToolsField
 
@@ -198,16 +198,6 @@ def _text_format(spec) -> dict:
     return {"type": "json_schema", **named_spec(spec, "schema")}
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "maxLength": 512},
-                      "maxProperties": 16, "description": "Returned as sent; Trio does not store it."})
-class MetadataField(JSONValueField):
-    def to_internal_value(self, data):
-        if (not isinstance(data, dict) or len(data) > 16
-                or not all(isinstance(value, str) and len(value) <= 512 for value in data.values())):
-            raise serializers.ValidationError("Must be an object of at most 16 strings.")
-        return data
-
-
 class ResponseRequestSerializer(serializers.Serializer):
     """The fields of POST /v1/responses that Trio reads; any others are accepted and ignored."""
 
@@ -234,8 +224,7 @@ class ResponseRequestSerializer(serializers.Serializer):
                                                    "continues a conversation).")
     prompt = serializers.JSONField(required=False, allow_null=True, help_text="Only null: no stored prompt templates.")
     metadata = MetadataField(required=False, allow_null=True)
-    user = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=256,
-                           help_text="Ignored.")
+    user = user_field()
 
     def validate(self, attrs):
         attrs = {key: value for key, value in attrs.items() if value is not None}

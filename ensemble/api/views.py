@@ -50,7 +50,7 @@ class ChatCompletionsView(APIView):
             check_concat(payload, ensemble)
         n = payload.get("n", 1)
         work = services.completion_create(messages=payload["messages"], params=payload, ensemble=ensemble,
-                                          api_key_id=_api_key_id(request))
+                                          api_key_id=_api_key_id(request), **_tags(payload))
         if payload.get("stream"):
             include_usage = payload.get("stream_options", {}).get("include_usage", False)
             return await chat_completion_stream(work, n=n, include_usage=include_usage)
@@ -71,6 +71,11 @@ async def _completion_request(request, serializer: Serializer) -> tuple[dict, En
 def _api_key_id(request) -> int | None:
     """Return the id of the request's API key row (request.auth is set by ApiKeyAuthentication)."""
     return request.auth.pk if request.auth else None
+
+
+def _tags(payload: dict) -> dict:
+    """Return the `metadata` and `user` of a validated body: stored with the request, never forwarded."""
+    return {"metadata": payload.get("metadata", {}), "user": payload.get("user", "")}
 
 
 @contextmanager
@@ -121,7 +126,7 @@ class ResponsesView(APIView):
         if previous is not None:  # the stored conversation goes out with every call too
             _check_continued(len(request.body) + len(orjson.dumps(previous)), messages, ensemble)
         work = services.completion_create(messages=messages, params=params, ensemble=ensemble,
-                                          api_key_id=_api_key_id(request))
+                                          api_key_id=_api_key_id(request), **_tags(payload))
         echo = response_echo(payload)
         if payload.get("stream"):
             return await response_stream(work, echo=echo)

@@ -58,12 +58,17 @@ class NoCandidates(Exception):
 
 async def completion_create(
     *, messages: list[dict], params: dict, ensemble: Ensemble, client: BackendClient | None = None,
-    api_key_id: int | None = None,
+    api_key_id: int | None = None, metadata: dict[str, str] | None = None, user: str = "",
 ) -> CompletionOutcome:
-    """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered."""
+    """Return the decided and stored outcome of asking `ensemble`; raise NoCandidates if none answered.
+
+    `metadata` and `user` are stored with the request (and its nested ensembles' requests) only:
+    they describe the client's request, not the question, so no member is sent them.
+    """
     client = client or client_for_running_loop()
     outcome = _new_outcome(ensemble, messages, _forwarded(params, ensemble), api_key_id)
     outcome.prices = await prices_current()  # once per request, nested ensembles' included
+    outcome.metadata, outcome.user = dict(metadata or {}), user
     deadline_at = time.monotonic() + settings.TRIO_DEADLINE
     try:
         await _run(outcome, client, deadline_at)
@@ -94,6 +99,7 @@ def _new_outcome(ensemble: Ensemble, messages: list[dict], params: dict, api_key
         id=uuid.uuid4(), created_at=timezone.now(), ensemble=ensemble, messages=messages, params=params,
         api_key_id=api_key_id, parent_id=parent.id if parent else None,
         prices=parent.prices if parent else {},
+        metadata=parent.metadata if parent else {}, user=parent.user if parent else "",
     )
 
 

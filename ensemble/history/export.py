@@ -17,12 +17,14 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from ..formats.costs import cost_number
 from ..models import Ballot, BallotMark, Candidate, CompletionRequest
+from .filters import RequestFilter
 
 REQUEST_COLUMNS = (
     "id", "created_at", "ensemble", "status", "error", "winner_model", "winner_index",
     "voter_count", "latency_ms", "generation_ms", "voting_ms", "prompt_tokens",
     "completion_tokens", "total_tokens", "prompt_excerpt", "aggregation_method", "parent_id",
     "cost_total", "cost_unknown_calls",
+    "metadata", "user",
 )
 CANDIDATE_COLUMNS = (
     "index", "model", "status", "error", "is_winner", "rank", "accepted_count", "preferred_count",
@@ -37,9 +39,15 @@ MARK_COLUMNS = ("position", "accepted", "preferred", "is_self", "counted")
 FEEDBACK_COLUMNS = ("score", "preferred_index", "comment", "source", "created_at", "updated_at")
 
 
-def requests_for_export(*, since: datetime | None, model: str | None, chunk_size: int):
-    """Return an iterator over the matching requests, oldest first, children prefetched per chunk."""
+def requests_for_export(*, since: datetime | None, model: str | None, chunk_size: int,
+                        ensemble: str = "", request_filter: RequestFilter | None = None):
+    """Return an iterator over the matching requests, oldest first, children prefetched per chunk;
+    `request_filter` keeps the tags, user and key (history.filters)."""
     requests: QuerySet = CompletionRequest.objects.order_by("created_at", "id")
+    if ensemble:
+        requests = requests.filter(ensemble=ensemble)
+    if request_filter:
+        requests = requests.filter(request_filter.q())
     if since is not None:
         requests = requests.filter(created_at__gte=since)
     if model:

@@ -16,7 +16,7 @@ from datetime import timezone as dt_timezone
 from django.db import transaction
 
 from ..leaderboard import rollups
-from ..models import Ballot, BallotMark, Candidate, CompletionRequest, Feedback
+from ..models import Ballot, BallotMark, Candidate, CompletionRequest, Feedback, RequestTag
 
 
 @dataclass
@@ -28,6 +28,7 @@ class PruneCounts:
     ballots: int = 0
     marks: int = 0
     feedback: int = 0
+    tags: int = 0
 
     def add(self, deleted: dict[str, int]) -> None:
         """Add the per-model counts of a QuerySet.delete() result."""
@@ -36,10 +37,11 @@ class PruneCounts:
         self.ballots += deleted.get(Ballot._meta.label, 0)
         self.marks += deleted.get(BallotMark._meta.label, 0)
         self.feedback += deleted.get(Feedback._meta.label, 0)
+        self.tags += deleted.get(RequestTag._meta.label, 0)
 
     def __str__(self) -> str:
         return (f"{self.requests} request(s), {self.candidates} candidate(s), "
-                f"{self.ballots} ballot(s), {self.marks} mark(s), {self.feedback} feedback")
+                f"{self.ballots} ballot(s), {self.marks} mark(s), {self.feedback} feedback, {self.tags} tag(s)")
 
 
 def votes_count_before(cutoff: datetime) -> PruneCounts:
@@ -50,6 +52,7 @@ def votes_count_before(cutoff: datetime) -> PruneCounts:
         ballots=Ballot.objects.filter(request__created_at__lt=cutoff).count(),
         marks=BallotMark.objects.filter(request__created_at__lt=cutoff).count(),
         feedback=Feedback.objects.filter(request__created_at__lt=cutoff).count(),
+        tags=RequestTag.objects.filter(request__created_at__lt=cutoff).count(),
     )
 
 

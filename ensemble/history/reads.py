@@ -13,6 +13,7 @@ from django.utils import timezone
 from .. import voting
 from ..models import Ballot, BallotMark, Candidate, CompletionRequest
 from ..formats.tools import answer_text
+from .filters import RequestFilter
 
 # Columns fetched for history rows: never the conversation or answers (large JSON/text).
 HISTORY_FIELDS = ("id", "created_at", "ensemble", "prompt_excerpt", "status", "winner_model",
@@ -21,14 +22,16 @@ HISTORY_FIELDS = ("id", "created_at", "ensemble", "prompt_excerpt", "status", "w
 
 def request_history(
     *, model: str = "", status: str = "", date_from: date | None = None, date_to: date | None = None,
-    search: str = "", low_consensus: bool = False,
+    search: str = "", low_consensus: bool = False, request_filter: RequestFilter | None = None,
 ) -> QuerySet[CompletionRequest]:
     """Return requests newest first, filtered, each with `winner_accepted` (the winner's acceptances).
 
     `low_consensus` keeps the answers whose consensus was low (`voting.consensus`), through the
-    partial index of those rows alone.
+    partial index of those rows alone; `request_filter` the tags, user and key (history.filters).
     """
     requests = _with_winner_accepted(CompletionRequest.objects.only(*HISTORY_FIELDS))
+    if request_filter:
+        requests = requests.filter(request_filter.q())
     if model:
         # "The model had a candidate": EXISTS, one probe per request of the (model, request)
         # index, so counting every match reads no candidate row and newest-first pages stop early.

@@ -7,7 +7,7 @@ from decimal import Decimal
 from .. import voting
 from ..formats.text import last_user_text
 from ..formats.usage import MAX_TOKEN_COUNT, Usage
-from ..models import Ballot, BallotMark, Candidate, CompletionRequest
+from ..models import Ballot, BallotMark, Candidate, CompletionRequest, RequestTag
 from ..outcomes import BallotResult, CandidateResult, CompletionOutcome
 from .inserts import RowInserter
 
@@ -16,8 +16,9 @@ REQUESTS = RowInserter(CompletionRequest, [
     "winner_model", "winner_index", "voter_count", "latency_ms", "generation_ms", "voting_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "api_key_id", "aggregation_method", "parent_id",
     "consensus_score", "consensus_preferred_share", "consensus_margin", "consensus_low",
-    "cost_total", "cost_unknown_calls",
+    "cost_total", "cost_unknown_calls", "metadata", "user",
 ])
+TAGS = RowInserter(RequestTag, ["request_id", "key", "value"])  # each metadata pair, for ?tag= filters
 CANDIDATES = RowInserter(Candidate, [
     "request_id", "index", "model", "content", "tool_calls", "status", "error", "finish_reason", "latency_ms",
     "accepted_count", "preferred_count", "rank", "is_winner", "prompt_tokens", "completion_tokens",
@@ -46,6 +47,7 @@ def request_row(outcome: CompletionOutcome) -> dict:
         api_key_id=outcome.api_key_id, aggregation_method=outcome.ensemble.aggregation,
         parent_id=outcome.parent_id, **_consensus_columns(outcome.consensus),
         cost_total=_storable_cost(outcome.cost_total), cost_unknown_calls=outcome.cost_unknown_calls,
+        metadata=outcome.metadata, user=outcome.user,
     )
 
 

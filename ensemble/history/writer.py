@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from ..loops import PerLoop
 from ..models import CompletionRequest
 from ..outcomes import CompletionOutcome
-from .rows import BALLOTS, CANDIDATES, MARKS, REQUESTS, ballot_row, candidate_row, mark_row, request_row
+from .rows import BALLOTS, CANDIDATES, MARKS, REQUESTS, TAGS, ballot_row, candidate_row, mark_row, request_row
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +182,9 @@ def completions_record(outcomes: list[CompletionOutcome]) -> list[dict]:
                 marks.extend(mark_row(outcome, ballot, ballot_id, candidate_rows[m.candidate], position, m)
                              for position, m in enumerate(ballot.marks, start=1))
         MARKS.insert(marks)
+        # Each request's metadata pairs, for the ?tag= filters.
+        TAGS.insert([{"request_id": o.id, "key": key, "value": value}
+                     for o in outcomes for key, value in o.metadata.items()])
     return requests
 
 

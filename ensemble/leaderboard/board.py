@@ -6,6 +6,11 @@ those few aggregated rows: intervals, the Bradley–Terry fit on the pairwise ta
 It adds up two sources (see `leaderboard`): the daily rollup of closed UTC days (written by
 `rollups` from `rollups.day_aggregates`, the same GROUP BYs grouped by day) and live GROUP BYs
 over whatever is not rolled up, at most the open day(s) once the rollup is current.
+
+A tag, user or key filter (`history.filters`) reads the whole window live: the rollup has no such
+dimension (a day's rows are summed over every tag), so it cannot say what one tag's requests did.
+Live over a tag's share of the history is fast enough (bench/history_scale.py's tagged lines:
+figures in bench/README.md); a rollup per tag would multiply the rollup by every key:value pair.
 """
 from __future__ import annotations
 
@@ -48,11 +53,12 @@ class Leaderboard:
     over_time: list[tuple[datetime, str, int, int]]  # (bucket start, model, participated, wins)
     voters: list[VoterAudit] = field(default_factory=list)  # the judges' audit, by model
     cost_per_request: Decimal | None = None  # mean known cost of a top-level request; None: none known
+    request_filter: Q = field(default_factory=Q)
 
     @cached_property
     def human(self) -> HumanFigures:
         """Return what feedback says of the models and judges, read live (two queries, only when asked for)."""
-        return human_figures(since=self.since, ensemble=self.ensemble)
+        return human_figures(since=self.since, ensemble=self.ensemble, request_filter=self.request_filter)
 
     @property
     def models(self) -> list[str]:
@@ -69,7 +75,8 @@ class Leaderboard:
 
 
 def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str = DEFAULT_SORT,
-                now: datetime | None = None, bootstrap_rounds: int = 200) -> Leaderboard:
+                request_filter: Q | None = None, now: datetime | None = None,
+                bootstrap_rounds: int = 200) -> Leaderboard:
     """Return every model's standing, the head-to-head table, ratings and the win-rate series.
 
     Windows (`window_start`): "24h" is the rolling last 24 hours; "7d" and "30d" are 7 or 30 whole
@@ -79,18 +86,21 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
     at most 24 hours + SETTLE, whatever the window. Hour-bucketed charts (24 hours, or history of
     up to two days) are read live entirely. Counts are exactly the same either way; the median
     latency is exact over live rows and within ±2.2% over rolled-up days
-    (statistics.HISTOGRAM_STEPS).
+    (statistics.HISTOGRAM_STEPS). `request_filter` is a condition on CompletionRequest (the
+    tags, user and key of `history.filters.RequestFilter.q`); with one, every day is read live:
+    the rollup is not kept per tag, user or key (see the module docstring).
     """
+    request_filter = request_filter or Q()
     if window not in WINDOWS:
         window = DEFAULT_WINDOW
     now = now or timezone.now()
     since = window_start(window, now)
-    unit = _bucket_unit(since, ensemble, now)
-    runs = [] if unit == "hour" else rolled_up_runs(since, now)
+    unit = _bucket_unit(since, ensemble, request_filter, now)
+    runs = [] if unit == "hour" or request_filter else rolled_up_runs(since, now)
     totals = _Totals(unit)
     ranges = live_ranges(since, runs)
-    _add_live(totals, request_scope(ranges, ensemble))
-    totals.add_request_costs(request_costs(requests_in(ranges, ensemble)))
+    _add_live(totals, request_scope(ranges, ensemble, request_filter))
+    totals.add_request_costs(request_costs(requests_in(ranges, ensemble, request_filter)))
     if runs:
         _add_rollup(totals, days_q(runs), ensemble)
     standings = totals.finished_standings()
@@ -101,13 +111,16 @@ def leaderboard(*, window: str = DEFAULT_WINDOW, ensemble: str = "", sort: str =
         head_to_head=dict(totals.pairs), ratings=fitted, over_time=totals.series_rows(),
         voters=voter_audits(standings, totals.slots),
         cost_per_request=totals.cost_per_request,
+        request_filter=request_filter,
     )
 
 
-def _bucket_unit(since: datetime | None, ensemble: str, now: datetime) -> str:
+def _bucket_unit(since: datetime | None, ensemble: str, request_filter: Q, now: datetime) -> str:
     """Return the chart's bucket: hours up to two days of history, days up to ~4 months, else months."""
     if since is None:
-        requests = CompletionRequest.objects.filter(ensemble=ensemble) if ensemble else CompletionRequest.objects
+        requests = CompletionRequest.objects.filter(ensemble=ensemble) if ensemble else CompletionRequest.objects.all()
+        if request_filter:
+            requests = requests.filter(request_filter)
         since = requests.aggregate(first=Min("created_at"))["first"] or now
     span = now - since
     return "hour" if span <= timedelta(days=2) else "day" if span <= timedelta(days=120) else "month"

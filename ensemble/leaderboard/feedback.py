@@ -17,6 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Q
+
 from ..models import ANSWERED, BallotMark, Feedback
 from .windows import request_scope
 
@@ -39,9 +41,10 @@ class HumanFigures:
         return {"human_agreement": agreed / compared if compared else None, "human_compared": compared}
 
 
-def human_figures(*, since: datetime | None, ensemble: str) -> HumanFigures:
-    """Return the feedback figures of the requests created since `since` (None: ever) in `ensemble` ('' : any)."""
-    rated = Feedback.objects.filter(request_scope([(since, None)], ensemble))
+def human_figures(*, since: datetime | None, ensemble: str, request_filter: Q | None = None) -> HumanFigures:
+    """Return the feedback figures of the requests created since `since` (None: ever) in `ensemble` ('' : any)
+    that `request_filter` keeps."""
+    rated = Feedback.objects.filter(request_scope([(since, None)], ensemble, request_filter))
     figures = HumanFigures()
     verdicts, scores = {}, defaultdict(list)
     for row in rated.values("request_id", "score", "preferred_candidate_id", "request__winner_model",

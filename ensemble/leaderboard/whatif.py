@@ -167,11 +167,13 @@ class WhatIf:
     rules: list[RuleOutcome]
 
 
-def what_if(*, window: str = DEFAULT_WINDOW, ensemble: str = "", rules: Iterable[str] | None = None,
-            now: datetime | None = None, chunk_size: int = CHUNK_SIZE) -> WhatIf:
+def what_if(*, window: str = DEFAULT_WINDOW, ensemble: str = "", request_filter: Q | None = None,
+            rules: Iterable[str] | None = None, now: datetime | None = None,
+            chunk_size: int = CHUNK_SIZE) -> WhatIf:
     """Return, per rule, how many of the window's stored requests it re-counts and changes.
 
-    `window` and `ensemble` filter as the leaderboard's do (an unknown window is all time);
+    `window`, `ensemble` and `request_filter` (a condition on CompletionRequest: the tags, user and
+    key of `history.filters.RequestFilter.q`) filter as the leaderboard's do (an unknown window is all time);
     `rules` keeps only the rules named (`without` keeps every without:<model>), all if None.
     """
     window = window if window in WINDOWS else DEFAULT_WINDOW
@@ -180,7 +182,7 @@ def what_if(*, window: str = DEFAULT_WINDOW, ensemble: str = "", rules: Iterable
     counting = [r for r in COUNTING_RULES if wanted is None or r.name in wanted]
     outcomes = {r.name: RuleOutcome(r.name) for r in counting}
     dropping: dict[str, Without] = {}
-    requests = window_requests(since=since, ensemble=ensemble)
+    requests = window_requests(since=since, ensemble=ensemble, request_filter=request_filter)
     total = not_reproduced = 0
     for vote in stored_votes(requests, chunk_size=chunk_size):
         if vote.winner_by(self_vote=vote.policy) != vote.winner:
@@ -241,11 +243,13 @@ def _calls_cost(*, requests: QuerySet, model: str) -> float | None:
     return float(Decimal(total).quantize(COST_PLACES))
 
 
-def window_requests(*, since: datetime | None, ensemble: str) -> QuerySet:
+def window_requests(*, since: datetime | None, ensemble: str, request_filter: Q | None = None) -> QuerySet:
     """Return the window's requests, every method and status (the leaderboard's scope)."""
     requests = CompletionRequest.objects.all()
     if since is not None:
         requests = requests.filter(created_at__gte=since)
+    if request_filter:
+        requests = requests.filter(request_filter)
     return requests.filter(ensemble=ensemble) if ensemble else requests
 
 

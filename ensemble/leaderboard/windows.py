@@ -96,14 +96,18 @@ def _any(parts: list[Q]) -> Q:
     return reduce(operator.or_, parts)
 
 
-def requests_in(ranges: list[Range], ensemble: str) -> QuerySet:
-    """Return the requests inside `ranges` and the ensemble (every one for [(None, None)] and "")."""
+def requests_in(ranges: list[Range], ensemble: str, request_filter: Q | None = None) -> QuerySet:
+    """Return the requests inside `ranges`, the ensemble (every one for [(None, None)] and "") and
+    the request filter (tags, user, key)."""
     requests = CompletionRequest.objects.filter(_ranges_q(ranges))
-    return requests.filter(ensemble=ensemble) if ensemble else requests
+    if ensemble:
+        requests = requests.filter(ensemble=ensemble)
+    return requests.filter(request_filter) if request_filter else requests
 
 
-def request_scope(ranges: list[Range], ensemble: str) -> Q:
-    """Return the condition on a row's `request` that keeps it inside `ranges` and the ensemble."""
-    if ranges == [(None, None)] and not ensemble:
+def request_scope(ranges: list[Range], ensemble: str, request_filter: Q | None = None) -> Q:
+    """Return the condition on a row's `request` that keeps it inside `ranges`, the ensemble and the
+    request filter (tags, user, key)."""
+    if ranges == [(None, None)] and not ensemble and not request_filter:
         return Q()
-    return Q(RequestIn("request", requests_in(ranges, ensemble).order_by().values("pk")))
+    return Q(RequestIn("request", requests_in(ranges, ensemble, request_filter).order_by().values("pk")))

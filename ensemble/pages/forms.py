@@ -3,12 +3,34 @@ from __future__ import annotations
 
 from django import forms
 
+from ..history.filters import FilterError, RequestFilter
 from ..models import MAX_FEEDBACK_COMMENT, CallStatus, RequestStatus
 
 MAX_PAGE_SIZE = 200
 
 
-class HistoryFilters(forms.Form):
+class RequestFilterForm(forms.Form):
+    """A query-string form that also reads the shared request filters (`history.filters`: ?tag=, ?user=,
+    ?key=) into `cleaned_data["request_filter"]`; a bad one is a form error and is not applied."""
+
+    def clean(self):
+        cleaned = super().clean()
+        cleaned["request_filter"] = RequestFilter()
+        try:
+            cleaned["request_filter"] = RequestFilter.from_query(self.data)  # the pages are staff only
+        except FilterError as exc:
+            raise forms.ValidationError(f"{exc.param}: {exc}") from None
+        return cleaned
+
+    @property
+    def filter_values(self) -> dict:
+        """Return the tag, user and key filters as typed, for the controls (a bad one is shown to be fixed)."""
+        data = self.data
+        return {"tags": [tag for tag in data.getlist("tag") if tag] if hasattr(data, "getlist") else [],
+                "user": data.get("user", ""), "key": data.get("key", "")}
+
+
+class HistoryFilters(RequestFilterForm):
     model = forms.CharField(required=False, max_length=200)
     status = forms.ChoiceField(required=False, choices=[("", "any")] + RequestStatus.choices)
     date_from = forms.DateField(required=False)

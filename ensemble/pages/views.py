@@ -12,8 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from ..api.errors import openai_error
 from ..formats.costs import cost_number
 from ..history import reads as history
+from ..history.filters import FilterError, RequestFilter
 from ..history.feedback import feedback_record
 from ..leaderboard import board as leaderboards
 from ..leaderboard import judges, sorting, windows
@@ -22,7 +24,7 @@ from ..leaderboard.standing import Standing
 from ..models import FeedbackSource, RequestStatus
 from . import charts
 from .access import staff_or_api_key_required, staff_required
-from .forms import FeedbackForm, HistoryFilters
+from .forms import FeedbackForm, HistoryFilters, RequestFilterForm
 
 PAGE_SIZE = 50
 
@@ -102,15 +104,15 @@ def board_filters(request) -> dict:
     """Return the leaderboard's filters in the query string: `window` and `ensemble`."""
     return {
         "window": request.GET.get("window", windows.DEFAULT_WINDOW),
-        # No request has a NUL in its name (the API refuses it), and PostgreSQL refuses one in a
-        # query: any stand-in keeps it what it is, an ensemble without requests.
-        "ensemble": request.GET.get("ensemble", "").replace("\x00", "\ufffd"),
+        # A NUL never gets here: RefuseNulCharacters answers 400 first.
+        "ensemble": request.GET.get("ensemble", ""),
     }
 
 
-def _leaderboard_from(request) -> leaderboards.Leaderboard:
+def _leaderboard_from(request, request_filter: RequestFilter) -> leaderboards.Leaderboard:
     # Reads only: a closed day that `manage.py rollup_votes` has not rolled up yet is read live.
-    return leaderboards.leaderboard(**board_filters(request), sort=request.GET.get("sort", sorting.DEFAULT_SORT))
+    return leaderboards.leaderboard(**board_filters(request), request_filter=request_filter.q(),
+                                    sort=request.GET.get("sort", sorting.DEFAULT_SORT))
 
 
 # Leaderboard columns: (sort key, label, what it means).
@@ -144,12 +146,15 @@ def _sort_headers(sort: str) -> list[dict]:
 @require_safe
 @staff_required
 def leaderboard(request):
-    board = _leaderboard_from(request)
+    form = RequestFilterForm(request.GET)
+    form.is_valid()  # a bad tag, user or key filter is shown with its error and not applied
+    board = _leaderboard_from(request, form.cleaned_data["request_filter"])
     palette = charts.colours(board.models)
     sort = request.GET.get("sort", sorting.DEFAULT_SORT)
     sort = sort if sort.lstrip("-") in sorting.SORTS else sorting.DEFAULT_SORT
     return render(request, "ensemble/leaderboard.html", {
-        "board": board, "sort": sort, "headers": _sort_headers(sort),
+        "board": board, "sort": sort, "headers": _sort_headers(sort), "form": form,
+        "request_filter": form.cleaned_data["request_filter"],
         "min_comparisons": MIN_COMPARISONS,
         "judge_rules": {"p": judges.POSITION_BIAS_P, "ratio": judges.SELF_PREFERENCE_RATIO,
                         "min": judges.MIN_PREFERENCES},
@@ -163,10 +168,17 @@ def leaderboard(request):
 @require_safe
 @staff_or_api_key_required
 def leaderboard_json(request):
-    board = _leaderboard_from(request)
+    try:
+        request_filter = RequestFilter.from_query(request.GET, staff=request.user.is_staff)
+    except FilterError as exc:
+        return openai_error(403 if exc.forbidden else 400, str(exc), param=exc.param)
+    board = _leaderboard_from(request, request_filter)
     return JsonResponse({
         "window": board.window,
         "ensemble": board.ensemble or None,
+        "tags": request_filter.tag_texts,  # the filters applied, as ?tag= spells them
+        "user": request_filter.user or None,
+        "key": request_filter.key or None,
         "since": board.since,
         "generated_at": timezone.now(),
         "cost_per_request": cost_number(board.cost_per_request),

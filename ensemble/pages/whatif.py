@@ -1,6 +1,7 @@
 """The what-if re-tally of the leaderboard's window (`leaderboard.whatif`): a page and its JSON.
 
-The same filters (window, ensemble) and the same access as the leaderboard and /leaderboard.json.
+The same filters (window, ensemble, tags, user, key) and the same access as the leaderboard and
+/leaderboard.json.
 """
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from ..api.errors import openai_error
 from ..history import reads as history
+from ..history.filters import FilterError, RequestFilter
 from ..leaderboard import whatif, windows
 from .access import staff_or_api_key_required, staff_required
+from .forms import RequestFilterForm
 from .views import board_filters
 
 
-def whatif_json_body(result: whatif.WhatIf) -> dict:
-    """Return the body of /leaderboard/what-if.json for a re-tally."""
+def whatif_json_body(result: whatif.WhatIf, request_filter: RequestFilter | None = None) -> dict:
+    """Return the body of /leaderboard/what-if.json for a re-tally (and the request filter it applied)."""
+    request_filter = request_filter or RequestFilter()
     return {
-        "window": result.window, "ensemble": result.ensemble or None, "since": result.since,
+        "window": result.window, "ensemble": result.ensemble or None, "tags": request_filter.tag_texts,
+        "user": request_filter.user or None, "key": request_filter.key or None, "since": result.since,
         "generated_at": timezone.now(), "requests": result.requests, "not_reproduced": result.not_reproduced,
         "rules": [outcome.as_dict() for outcome in result.rules],
     }
@@ -27,14 +33,23 @@ def whatif_json_body(result: whatif.WhatIf) -> dict:
 @require_safe
 @staff_or_api_key_required
 def whatif_json(request):
-    return JsonResponse(whatif_json_body(whatif.what_if(**board_filters(request))))
+    try:
+        request_filter = RequestFilter.from_query(request.GET, staff=request.user.is_staff)
+    except FilterError as exc:
+        return openai_error(403 if exc.forbidden else 400, str(exc), param=exc.param)
+    result = whatif.what_if(**board_filters(request), request_filter=request_filter.q())
+    return JsonResponse(whatif_json_body(result, request_filter))
 
 
 @require_safe
 @staff_required
 def whatif_page(request):
+    form = RequestFilterForm(request.GET)
+    form.is_valid()  # a bad tag, user or key filter is shown with its error and not applied
+    request_filter = form.cleaned_data["request_filter"]
     return render(request, "ensemble/whatif.html", {
-        "result": whatif.what_if(**board_filters(request)),
+        "result": whatif.what_if(**board_filters(request), request_filter=request_filter.q()),
+        "form": form, "request_filter": request_filter,
         "windows": [(key, label) for key, (label, *_) in windows.WINDOWS.items()],
         "ensembles": history.history_ensembles(),
         "shown_ids": whatif.CHANGED_IDS,

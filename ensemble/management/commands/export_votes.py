@@ -2,6 +2,7 @@
 
     python manage.py export_votes --format jsonl --since 2025-01-01 -o votes.jsonl
     python manage.py export_votes --format csv --model mistral > mistral.csv
+    python manage.py export_votes --tag team:search --tag product:web --user u42 --key backend-app
 
 The formats and how memory stays flat: ensemble.history.export.
 """
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from ensemble.history.export import requests_for_export, write_csv, write_jsonl
+from ensemble.history.filters import FilterError, RequestFilter
 from ensemble.management.arguments import positive_int
 
 
@@ -30,12 +32,23 @@ class Command(BaseCommand):
         parser.add_argument("--since", type=parse_since, metavar="DATE",
                             help="only requests created at or after this date or ISO datetime (UTC if naive)")
         parser.add_argument("--model", help="only requests in which this backend model was a member")
+        parser.add_argument("--ensemble", default="", help="only requests to this ensemble")
+        parser.add_argument("--tag", action="append", default=[], metavar="KEY:VALUE",
+                            help="only requests whose metadata has this pair (repeatable: every one must match)")
+        parser.add_argument("--user", default="", help="only requests with this `user`")
+        parser.add_argument("--key", default="", metavar="NAME", help="only requests made with an API key of this name")
         parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
         parser.add_argument("--chunk-size", type=positive_int, default=500, help="requests read per database round trip")
 
     def handle(self, *args, **options) -> None:
+        try:  # the same filters, and limits, as the pages' ?tag=, ?user= and ?key=
+            request_filter = RequestFilter.from_query(
+                {"tag": options["tag"], "user": options["user"], "key": options["key"]})
+        except FilterError as exc:
+            raise CommandError(f"--{exc.param}: {exc}") from None
         requests = requests_for_export(since=options["since"], model=options["model"],
-                                       chunk_size=options["chunk_size"])
+                                       chunk_size=options["chunk_size"], ensemble=options["ensemble"],
+                                       request_filter=request_filter)
         write = write_csv if options["format"] == "csv" else write_jsonl
         with self._output(options["output"]) as out:
             try:

@@ -31,7 +31,7 @@ from django.utils import timezone
 from ensemble import voting
 from ensemble.leaderboard import rollups
 from ensemble.management.arguments import positive_int
-from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest
+from ensemble.models import Ballot, BallotMark, Candidate, CompletionRequest, RequestTag
 
 MODELS = {"llama3.2-3b": 0.2, "mistral": 0.6, "qwen2.5-7b": 1.0, "gemma2-9b": 0.8, "phi3": -0.2}
 ENSEMBLES = {
@@ -39,6 +39,9 @@ ENSEMBLES = {
     "small": ("llama3.2-3b", "phi3", "mistral"),
     "wide": ("qwen2.5-7b", "gemma2-9b", "mistral", "llama3.2-3b", "phi3"),
 }
+# --tags: every request gets metadata {"team": one of TEAMS, "product": one of PRODUCTS}, and its tag rows.
+TEAMS = tuple("abcde")
+PRODUCTS = tuple(f"p{n:02d}" for n in range(1, 21))
 PROMPTS = [
     "Explain the difference between a process and a thread.",
     "Write a haiku about autumn rain.",
@@ -60,15 +63,19 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--no-rollup", action="store_true",
                             help="Leave the leaderboard rollup to be rebuilt lazily.")
+        parser.add_argument("--tags", action="store_true",
+                            help="Tag every request: metadata team (one of 5) and product (one of 20).")
 
-    def handle(self, *args, requests, days, batch, seed, no_rollup, **options):
+    def handle(self, *args, requests, days, batch, seed, no_rollup, tags, **options):
         rng = random.Random(seed)
+        # Its own generator, so the votes seeded are the same with or without tags.
+        tag_rng = random.Random(seed + 1) if tags else None
         now = timezone.now()
         writer = RowWriter()
         started, written = time.monotonic(), 0
         while written < requests:
             size = min(batch, requests - written)
-            writer.write([_synthetic_request(rng, now, days) for _ in range(size)])
+            writer.write([_tagged(tag_rng, _synthetic_request(rng, now, days)) for _ in range(size)])
             written += size
             self.stdout.write(f"{written}/{requests} requests ({time.monotonic() - started:.1f}s)")
         writer.reset_sequences()
@@ -91,7 +98,7 @@ def _analyze() -> None:
     if connection.vendor != "postgresql" or connection.in_atomic_block:  # VACUUM refuses transactions
         return
     with connection.cursor() as cursor:
-        for model in (CompletionRequest, Candidate, Ballot, BallotMark):
+        for model in (CompletionRequest, Candidate, Ballot, BallotMark, RequestTag):
             cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -113,6 +120,13 @@ def _synthetic_request(rng: random.Random, now: datetime, days: int):
             marks += ballot_marks
     _decide(request, candidates, ballots, marks, members)
     return request, candidates, ballots, marks
+
+
+def _tagged(rng: random.Random | None, rows):
+    """Return the request's rows with its metadata set (no change without a generator: --tags not given)."""
+    if rng is not None:
+        rows[0]["metadata"] = {"team": rng.choice(TEAMS), "product": rng.choice(PRODUCTS)}
+    return rows
 
 
 def _candidate(rng, index, model) -> dict:
@@ -174,13 +188,15 @@ class RowWriter:
 
     def __init__(self):
         self.next_id = {model: (model.objects.aggregate(top=Max("pk"))["top"] or 0) + 1
-                        for model in (Candidate, Ballot, BallotMark)}
+                        for model in (Candidate, Ballot, BallotMark, RequestTag)}
 
     def write(self, rows) -> None:
         """Write a batch of (request, candidates, ballots, marks) in one transaction."""
-        requests, candidates, ballots, marks = [], [], [], []
+        requests, candidates, ballots, marks, tags = [], [], [], [], []
         for request, request_candidates, request_ballots, request_marks in rows:
             requests.append(request)
+            tags += [dict(id=self._key(RequestTag), request_id=request["id"], key=key, value=value)
+                     for key, value in request.get("metadata", {}).items()]
             for c in request_candidates:
                 c.update(id=self._key(Candidate), request_id=request["id"])
                 candidates.append(c)
@@ -197,7 +213,7 @@ class RowWriter:
                 ))
         with transaction.atomic(), connection.cursor() as cursor:
             for model, table_rows in ((CompletionRequest, requests), (Candidate, candidates),
-                                      (Ballot, ballots), (BallotMark, marks)):
+                                      (Ballot, ballots), (BallotMark, marks), (RequestTag, tags)):
                 _insert(cursor, model, table_rows)
 
     def _key(self, model) -> int:
@@ -208,7 +224,7 @@ class RowWriter:
     def reset_sequences(self) -> None:
         """Move PostgreSQL's id sequences past the keys assigned here (SQLite needs nothing)."""
         with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Candidate, Ballot, BallotMark]):
+            for sql in connection.ops.sequence_reset_sql(no_style(), [Candidate, Ballot, BallotMark, RequestTag]):
                 cursor.execute(sql)
 
 
