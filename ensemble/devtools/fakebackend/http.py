@@ -163,7 +163,7 @@ import time
 import typing
 from dataclasses import dataclass
 
-from ..formats.text import last_user_text as _last_user_text, message_text as _content_text
+from ...formats.text import last_user_text as _last_user_text, message_text as _content_text
 
 __all__ = [
     "Behaviour",
