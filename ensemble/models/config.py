@@ -3,6 +3,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from ..voting.methods import REGISTRY
+
 # --- named ensembles ---------------------------------------------------------------------------
 # Configuration, not history: edited in the admin, read by ensemble.catalog.registry (each process
 # keeps them a few seconds). A request records the ensemble's name and member list as they were.
@@ -43,10 +45,10 @@ class EnsembleDefinition(models.Model):
         return self.name
 
     def clean(self):
-        if self.aggregation_method == AggregationMethod.JUDGE and not self.judge_model.strip():
-            raise ValidationError({"judge_model": "The judge method needs a judge model."})
-        if self.aggregation_method == AggregationMethod.SYNTHESIZE and not self.synthesize_model.strip():
-            raise ValidationError({"synthesize_model": "The synthesize method needs a synthesize model."})
+        # .get: an unknown method is already the choices' error (clean_fields), not this one's.
+        method = REGISTRY.get(self.aggregation_method)
+        if method and method.needs_model and not getattr(self, method.needs_model).strip():
+            raise ValidationError({method.needs_model: f"The {method.name} method needs a {method.name} model."})
 
 
 class EnsembleMember(models.Model):
