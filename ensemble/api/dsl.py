@@ -9,7 +9,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..voting.methods import ACCEPTANCE_VOTING, JUDGE, METHODS, SYNTHESIZE
+from ..voting.methods import ACCEPTANCE_VOTING, EXTRA_MODEL_FIELDS, METHODS, method_named
 from ..catalog.spec import MAX_DEPTH, MAX_MEMBERS, MAX_TOTAL_MEMBERS
 from .fields import JSONValueField, under
 
@@ -106,11 +106,12 @@ def ensemble_spec(data: dict, *, depth: int, budget: MemberBudget) -> dict:
     method = _or_default(data, "aggregation_method", ACCEPTANCE_VOTING)
     if not isinstance(method, str) or method not in METHODS:
         raise serializers.ValidationError({"aggregation_method": f"Must be one of: {', '.join(METHODS)}."})
-    spec = {"aggregation_method": method, "judge_model": "", "synthesize_model": ""}
-    for key, needed_by in (("judge_model", JUDGE), ("synthesize_model", SYNTHESIZE)):
+    spec = {"aggregation_method": method, **dict.fromkeys(EXTRA_MODEL_FIELDS, "")}
+    needed = method_named(method).needs_model
+    for key in EXTRA_MODEL_FIELDS:
         if data.get(key) is not None:
             spec[key] = under(key, model_name, data[key])
-        elif method == needed_by:
+        elif key == needed:
             raise serializers.ValidationError({key: f"Required when aggregation_method is {method}."})
     normalized = []
     for index, member in enumerate(members):

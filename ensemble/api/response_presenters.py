@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ..voting.methods import PASSTHROUGH
+from ..voting.methods import method_named
 from ..outcomes import CompletionOutcome, Reply
 from ..history.stored import StoredResponse
 from .errors import OpenAIError
@@ -62,7 +62,7 @@ def stored_response_body(stored: StoredResponse) -> dict:
         reply = Reply(stored.answer["content"] or "", stored.finish_reason, stored.usage,
                       stored.answer.get("tool_calls", []))
         body = _completed_at({**body, **_answered(request.id, reply)}, request.latency_ms)
-        if request.aggregation_method != PASSTHROUGH:
+        if not method_named(request.aggregation_method).passes_through:
             body["trio"] = {"consensus": consensus_body(stored.consensus),
                             **cost_body(request.cost_total, request.cost_unknown_calls)}
         return body

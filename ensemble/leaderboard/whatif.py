@@ -38,9 +38,8 @@ from django.utils import timezone
 
 from .. import voting
 from ..formats.costs import COST_PLACES
-from ..models import (
-    ANSWERED, AggregationMethod, Ballot, BallotMark, BallotStatus, Candidate, CallStatus, CompletionRequest,
-)
+from ..models import ANSWERED, Ballot, BallotMark, BallotStatus, Candidate, CallStatus, CompletionRequest
+from ..voting.methods import MEMBERS_VOTE
 from .windows import DEFAULT_WINDOW, WINDOWS, window_start
 
 CHUNK_SIZE = 1000
@@ -230,7 +229,7 @@ def _calls_cost(*, requests: QuerySet, model: str) -> float | None:
     """Return the known cost in USD of `model`'s calls (its candidates and its ballots) in the
     re-countable requests of `requests`: what dropping it would have saved. None when none of
     those calls has a known cost (unknown costs are left out of the sum, as on the leaderboard)."""
-    scope = requests.filter(aggregation_method=AggregationMethod.ACCEPTANCE_VOTING, status__in=ANSWERED,
+    scope = requests.filter(aggregation_method__in=MEMBERS_VOTE, status__in=ANSWERED,
                             winner_index__isnull=False)
     known = Q(cost_usd__isnull=False)
     candidates = Candidate.objects.filter(known, request__in=scope, model=model).aggregate(
@@ -254,8 +253,9 @@ def window_requests(*, since: datetime | None, ensemble: str, request_filter: Q 
 
 
 def recountable(method: str, status: str, winner: int | None) -> bool:
-    """Return whether a request may be re-counted: acceptance voting, answered with a winner."""
-    return method == AggregationMethod.ACCEPTANCE_VOTING and status in ANSWERED and winner is not None
+    """Return whether a request may be re-counted: a method where every member voted (acceptance
+    voting), answered with a winner."""
+    return method in MEMBERS_VOTE and status in ANSWERED and winner is not None
 
 
 def stored_votes(requests: QuerySet, *, chunk_size: int = CHUNK_SIZE) -> Iterator[StoredVote]:

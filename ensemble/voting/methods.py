@@ -11,8 +11,8 @@
 
 Callers ask the method (`method_named(name)`, or `Ensemble.method`) what it does instead of comparing
 names: which members answer, which extra round it runs once two of them have (`step`, run by
-ensemble.completion), whether ballots choose its winner, how it ranks and joins the answers. Pure: no
-ORM, no HTTP, no settings.
+ensemble.completion), whether ballots choose its winner, which extra model it needs, how it ranks and
+joins the answers. Pure: no ORM, no HTTP, no settings.
 """
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ class Method:
 
     name: str
     votes = False  # ballots choose the winner: its answer has a consensus (voting.consensus)
+    members_vote = False  # every member marks every answer: its stored marks can be re-counted (leaderboard.whatif)
+    needs_model: str | None = None  # the field naming the extra model it requires: "judge_model", "synthesize_model"
     passes_through = False  # a plain backend model: gets `n`, its answer is relayed as the backend gave it
     joins_answers = False  # the reply is every answer joined (`combined_reply`); nobody wins
     step: str | None = None  # the extra round once two members have answered: VOTE, JUDGE_BALLOT, SYNTHESIS
@@ -70,7 +72,7 @@ class Method:
 
 
 class AcceptanceVoting(Method):
-    name, votes, step = ACCEPTANCE_VOTING, True, VOTE
+    name, votes, members_vote, step = ACCEPTANCE_VOTING, True, True, VOTE
     label_prefix = "ensemble"
 
     def calls_added(self, members: int) -> int:
@@ -78,14 +80,14 @@ class AcceptanceVoting(Method):
 
 
 class Judge(Method):
-    name, votes, step = JUDGE, True, JUDGE_BALLOT
+    name, votes, step, needs_model = JUDGE, True, JUDGE_BALLOT, "judge_model"
 
     def calls_added(self, members: int) -> int:
         return 1
 
 
 class Synthesize(Method):
-    name, step = SYNTHESIZE, SYNTHESIS
+    name, step, needs_model = SYNTHESIZE, SYNTHESIS, "synthesize_model"
 
     def calls_added(self, members: int) -> int:
         return 1
@@ -120,6 +122,10 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (AcceptanceVoting(), Judge(), 
                                                    Passthrough())}
 # What a client may ask for (in the request DSL or on a named ensemble); pass-through is implied.
 METHODS = (ACCEPTANCE_VOTING, JUDGE, SYNTHESIZE, RANDOM, CONCAT)
+# The fields naming a method's extra model, in registry order: ("judge_model", "synthesize_model").
+EXTRA_MODEL_FIELDS = tuple(m.needs_model for m in REGISTRY.values() if m.needs_model)
+# The methods whose stored marks can be re-counted under another rule (leaderboard.whatif).
+MEMBERS_VOTE = tuple(m.name for m in REGISTRY.values() if m.members_vote)
 
 
 def method_named(name: str) -> Method:
