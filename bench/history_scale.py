@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -125,15 +126,22 @@ def main() -> None:
                         help="seed with tags (seed_history --tags) and measure the tag-filtered pages too")
     args = parser.parse_args()
 
+    with seeded_database(args, *(["--tags"] if args.tags else [])) as (url, seeding):
+        run(url, args.rounds, seeding, tagged=args.tags)
+
+
+@contextmanager
+def seeded_database(args: argparse.Namespace, *seed_args: str):
+    """Yield (database url, seconds seeding took or None) for `args.name`, seeded with `args.requests`
+    requests unless `args.reuse`; afterwards close Django's connections and, unless `args.keep`, drop it."""
     url, dispose = database_url(args.name)
     seeding = None
     if not args.reuse:
         create_database(url, args.name)
         manage(url, "migrate", "--noinput", "-v", "0")
-        seeding = manage(url, "seed_history", "--requests", str(args.requests), "--no-rollup",
-                         *(["--tags"] if args.tags else []))
+        seeding = manage(url, "seed_history", "--requests", str(args.requests), "--no-rollup", *seed_args)
     try:
-        run(url, args.rounds, seeding, tagged=args.tags)
+        yield url, seeding
     finally:
         from django.db import connections
         connections.close_all()

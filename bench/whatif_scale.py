@@ -20,7 +20,7 @@ import os
 import time
 import tracemalloc
 
-from history_scale import create_database, database_url, manage
+from history_scale import seeded_database
 
 
 def main() -> None:
@@ -32,22 +32,8 @@ def main() -> None:
     parser.add_argument("--name", default="trio_whatif_bench", help="the database (PostgreSQL) or file (SQLite)")
     args = parser.parse_args()
 
-    url, dispose = database_url(args.name)
-    seeding = None
-    if not args.reuse:
-        create_database(url, args.name)
-        manage(url, "migrate", "--noinput", "-v", "0")
-        seeding = manage(url, "seed_history", "--requests", str(args.requests), "--no-rollup")
-    try:
+    with seeded_database(args) as (url, seeding):
         run(url, seeding, args.chunk)
-    finally:
-        from django.db import connections
-        connections.close_all()
-        for connection in connections.all(initialized_only=True):
-            if hasattr(connection, "close_pool"):
-                connection.close_pool()
-        if not args.keep:
-            dispose()
 
 
 def run(url: str, seeding: float | None, chunk: int | None) -> None:

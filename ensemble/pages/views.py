@@ -5,6 +5,8 @@ Each view parses its query string, calls a selector, renders.
 """
 from __future__ import annotations
 
+import functools
+
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -165,13 +167,23 @@ def leaderboard(request):
     })
 
 
+def with_request_filter(view):
+    """Decorate a JSON view: call it with the query's request filter (tags, user, key), or answer
+    the OpenAI-shaped 400 (403 for a staff-only filter) that names the bad parameter."""
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            request_filter = RequestFilter.from_query(request.GET, staff=request.user.is_staff)
+        except FilterError as exc:
+            return openai_error(403 if exc.forbidden else 400, str(exc), param=exc.param)
+        return view(request, *args, request_filter=request_filter, **kwargs)
+    return wrapped
+
+
 @require_safe
 @staff_or_api_key_required
-def leaderboard_json(request):
-    try:
-        request_filter = RequestFilter.from_query(request.GET, staff=request.user.is_staff)
-    except FilterError as exc:
-        return openai_error(403 if exc.forbidden else 400, str(exc), param=exc.param)
+@with_request_filter
+def leaderboard_json(request, request_filter: RequestFilter):
     board = _leaderboard_from(request, request_filter)
     return JsonResponse({
         "window": board.window,

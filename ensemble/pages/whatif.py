@@ -10,13 +10,12 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from ..api.errors import openai_error
 from ..history import reads as history
-from ..history.filters import FilterError, RequestFilter
+from ..history.filters import RequestFilter
 from ..leaderboard import whatif, windows
 from .access import staff_or_api_key_required, staff_required
 from .forms import RequestFilterForm
-from .views import board_filters
+from .views import board_filters, with_request_filter
 
 
 def whatif_json_body(result: whatif.WhatIf, request_filter: RequestFilter | None = None) -> dict:
@@ -32,11 +31,8 @@ def whatif_json_body(result: whatif.WhatIf, request_filter: RequestFilter | None
 
 @require_safe
 @staff_or_api_key_required
-def whatif_json(request):
-    try:
-        request_filter = RequestFilter.from_query(request.GET, staff=request.user.is_staff)
-    except FilterError as exc:
-        return openai_error(403 if exc.forbidden else 400, str(exc), param=exc.param)
+@with_request_filter
+def whatif_json(request, request_filter: RequestFilter):
     result = whatif.what_if(**board_filters(request), request_filter=request_filter.q())
     return JsonResponse(whatif_json_body(result, request_filter))
 
